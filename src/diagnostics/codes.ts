@@ -1,0 +1,57 @@
+// The stable diagnostic codes. A code never changes meaning once released;
+// docs/diagnostics.md documents each one (a test keeps the two in step).
+export type Severity = 'error' | 'warning'
+
+export interface CodeInfo {
+  severity: Severity
+  title: string
+}
+
+export const CODES = {
+  // Reading the file.
+  E001: {severity: 'error', title: 'spec file not found'},
+  E002: {severity: 'error', title: 'path is a directory'},
+  E003: {severity: 'error', title: 'spec file cannot be read'},
+  E004: {severity: 'error', title: 'spec file is not text'},
+  E005: {severity: 'error', title: 'spec file is empty'},
+  E006: {severity: 'error', title: 'YAML or JSON syntax error'},
+  E007: {severity: 'error', title: 'duplicate key'},
+  E008: {severity: 'error', title: 'spec is not a mapping'},
+  // Shape (the JSON Schema).
+  E101: {severity: 'error', title: 'unknown property'},
+  E102: {severity: 'error', title: 'missing required property'},
+  E103: {severity: 'error', title: 'wrong type'},
+  E104: {severity: 'error', title: 'value out of range'},
+  E105: {severity: 'error', title: 'value not allowed'},
+  E106: {severity: 'error', title: 'value has the wrong format'},
+  E107: {severity: 'error', title: 'invalid value'},
+  // The protocol.
+  E201: {severity: 'error', title: 'duplicate message id'},
+  E202: {severity: 'error', title: 'duplicate message name'},
+  E203: {severity: 'error', title: 'type name defined twice'},
+  E204: {severity: 'error', title: 'invalid identifier'},
+  E205: {severity: 'error', title: 'reserved word'},
+  E206: {severity: 'error', title: 'bad field type'},
+  E207: {severity: 'error', title: 'unknown type name'},
+  E208: {severity: 'error', title: 'recursive struct'},
+  E209: {severity: 'error', title: 'bound out of range'},
+  E210: {severity: 'error', title: 'message can exceed the max frame'},
+  E211: {severity: 'error', title: 'enum value does not fit its type'},
+  E212: {severity: 'error', title: 'duplicate enum value'},
+  // The server tunables.
+  E301: {severity: 'error', title: 'per-I/O context pool too small'},
+  E302: {severity: 'error', title: 'accept backlog larger than the connection pool'},
+  E303: {severity: 'error', title: 'heartbeat not shorter than idle timeout'},
+  E304: {severity: 'error', title: 'size out of range'},
+  // Locks, order and operations (parsing and references; the deadlock check has its own codes).
+  E401: {severity: 'error', title: 'lock order syntax error'},
+  E402: {severity: 'error', title: 'unknown lock'},
+  E403: {severity: 'error', title: 'unknown operation'},
+  // Warnings.
+  W001: {severity: 'warning', title: 'unused type'},
+  W002: {severity: 'warning', title: 'large pinned receive memory'},
+  W003: {severity: 'warning', title: 'unused lock'},
+  W004: {severity: 'warning', title: 'setting has no effect'},
+} as const satisfies Record<string, CodeInfo>
+
+export type Code = keyof typeof CODES

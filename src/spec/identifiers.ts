@@ -1,0 +1,51 @@
+// Names in a spec become TypeScript and C++ identifiers, so they must be valid in both.
+const TS_RESERVED = `break case catch class const continue debugger default delete do else enum export extends
+false finally for function if import in instanceof new null return super switch this throw true try typeof var
+void while with implements interface let package private protected public static yield await`
+// Names a TypeScript type may not take.
+const TS_TYPE_RESERVED = 'any boolean never number object string symbol unknown bigint undefined'
+const CPP_RESERVED = `alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t
+char32_t class compl concept const consteval constexpr constinit const_cast continue co_await co_return co_yield
+decltype default delete do double dynamic_cast else enum explicit export extern false float for friend goto if
+inline int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private protected public
+register reinterpret_cast requires return short signed sizeof static static_assert static_cast struct switch
+template this thread_local throw true try typedef typeid typename union unsigned using virtual void volatile
+wchar_t while xor xor_eq`
+// Macros from <windows.h> and the C library: the generated core includes them on Windows,
+// where such a name would be silently rewritten by the preprocessor.
+const MACROS = `ERROR DELETE IN OUT OPTIONAL TRUE FALSE NULL EOF min max near far small interface errno stdin stdout
+stderr assert SendMessage PostMessage GetMessage PeekMessage DispatchMessage CreateEvent OpenEvent CreateMutex
+CreateFile DeleteFile CopyFile MoveFile GetObject LoadString MessageBox CreateWindow GetUserName GetComputerName
+RegisterClass DrawText GetClassName FindResource GetCurrentDirectory SetCurrentDirectory`
+
+const words = (s: string): Set<string> => new Set(s.split(/\s+/).filter(Boolean))
+const TS = words(TS_RESERVED)
+const TS_TYPES = words(TS_TYPE_RESERVED)
+const CPP = words(CPP_RESERVED)
+const MACRO = words(MACROS)
+
+export type IdentifierProblem = {code: 'E204' | 'E205'; message: string; hint: string}
+
+/**
+ * Why `name` cannot be used, or undefined when it can. `asType` adds the names a
+ * TypeScript type may not take (messages, structs and enums become types).
+ */
+export function identifierProblem(name: string, what: string, asType = false): IdentifierProblem | undefined {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    const fixed = name.replace(/[^A-Za-z0-9_]+(.)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : '')).replace(/^(\d)/, '_$1')
+    return {code: 'E204', message: `${what} "${name}" is not a valid identifier`, hint: `use ASCII letters, digits and "_", not starting with a digit${fixed && fixed !== name ? `, e.g. "${fixed}"` : ''}`}
+  }
+  const inTs = TS.has(name) || (asType && TS_TYPES.has(name))
+  const inCpp = CPP.has(name)
+  if (inTs || inCpp) {
+    const langs = inTs && inCpp ? 'TypeScript and C++' : inTs ? 'TypeScript' : 'C++'
+    return {code: 'E205', message: `${what} "${name}" is a reserved word in ${langs}`, hint: `rename it, e.g. "${name}Value"`}
+  }
+  if (MACRO.has(name)) {
+    return {code: 'E205', message: `${what} "${name}" is a macro in <windows.h> or the C library and would break the generated C++`, hint: `rename it, e.g. "${name}Msg"`}
+  }
+  if (name.includes('__') || /^_[A-Z]/.test(name)) {
+    return {code: 'E205', message: `${what} "${name}" is reserved for the C++ implementation (it contains "__" or starts with "_" and a capital)`, hint: `rename it, e.g. "${name.replace(/^_+/, '').replace(/__+/g, '_')}"`}
+  }
+  return undefined
+}

@@ -1,0 +1,117 @@
+// The checked, typed form of a spec: what generation and the lock check consume.
+import type {Position} from '../diagnostics/diagnostic.js'
+
+export const INT_TYPES = ['u8', 'u16', 'u32', 'u64', 'i8', 'i16', 'i32', 'i64'] as const
+export const PRIMITIVES = [...INT_TYPES, 'f32', 'f64', 'bool'] as const
+export type IntType = (typeof INT_TYPES)[number]
+export type Primitive = (typeof PRIMITIVES)[number]
+
+export type TypeRef =
+  | {kind: 'primitive'; name: Primitive}
+  | {kind: 'string'; max: number}
+  | {kind: 'bytes'; max: number}
+  | {kind: 'named'; name: string}
+  | {kind: 'array'; of: TypeRef; max: number}
+
+export interface Field {
+  name: string
+  type: TypeRef
+  /** The type as written, e.g. "string<32>[8]". */
+  typeText: string
+  at: Position
+}
+
+export type Direction = 'client-to-server' | 'server-to-client' | 'both'
+
+export interface Message {
+  id: number
+  name: string
+  direction: Direction
+  fields: Field[]
+  at: Position
+}
+
+export interface StructDef {
+  name: string
+  fields: Field[]
+  at: Position
+}
+
+export interface EnumDef {
+  name: string
+  base: Extract<IntType, 'u8' | 'u16' | 'u32' | 'i8' | 'i16' | 'i32'>
+  values: {name: string; value: number; at: Position}[]
+  at: Position
+}
+
+export interface ServerConfig {
+  port: number
+  host: string
+  /** 0 means one per core ("auto"). */
+  workers: number
+  acceptBacklog: number
+  listenBacklog: number
+  maxConnections: number
+  /** Resolved: explicit, or derived from the pool arithmetic. */
+  ioContexts: number
+  bufferSize: number
+  recvDepth: number
+  sendDepth: number
+  zeroByteRecv: boolean
+  sendQueueLimit: number
+  slowClient: 'disconnect' | 'drop'
+  idleTimeoutMs: number
+  heartbeatMs: number
+  perIp: {maxConnections: number; connectsPerSecond: number; banForMs: number}
+  whenFull: 'queue' | 'reject'
+  loginQueue: number
+  socketReuse: boolean
+}
+
+export interface LockDef {
+  name: string
+  kind: 'mutex' | 'rwlock' | 'spin'
+  leaf: boolean
+  perInstance: boolean
+  at: Position
+}
+
+export interface LockName {
+  name: string
+  at: Position
+}
+
+/** One statement of the order language: groups in ascending order, or a forbidden pair. */
+export type OrderStatement =
+  | {kind: 'chain'; groups: LockName[][]; at: Position}
+  | {kind: 'never'; before: LockName; after: LockName; at: Position}
+
+export type Step =
+  | {kind: 'lock'; lock: string; mode: 'read' | 'write'; then: Step[]; at: Position}
+  | {kind: 'call'; operation: string; at: Position}
+  | {kind: 'js'; at: Position}
+  | {kind: 'wait'; at: Position}
+
+export interface Operation {
+  name: string
+  steps: Step[]
+  at: Position
+}
+
+export interface Spec {
+  file: string
+  name: string
+  version: string
+  description?: string
+  maxFrame: number
+  server: ServerConfig
+  enums: EnumDef[]
+  structs: StructDef[]
+  messages: Message[]
+  locks: LockDef[]
+  order: OrderStatement[]
+  operations: Operation[]
+}
+
+/** Bytes in the frame header: u32 length, u16 type id. */
+export const FRAME_HEADER = 6

@@ -1,0 +1,147 @@
+// Checks a spec's shape against the JSON Schema that editors use too, and turns
+// Ajv's errors into one positioned diagnostic per problem.
+import {readFileSync} from 'node:fs'
+
+import _Ajv, {type ErrorObject, type ValidateFunction} from 'ajv'
+
+import {type Diagnostic, diagnostic} from '../diagnostics/diagnostic.js'
+import {closest} from '../util/suggest.js'
+import {type PathSegment, SpecSource} from './source.js'
+
+export const SCHEMA_URL = new URL('../../schema/iocpgen.schema.json', import.meta.url)
+
+const Ajv = _Ajv as unknown as typeof _Ajv.default
+let validator: ValidateFunction | undefined
+
+function compiled(): ValidateFunction {
+  if (!validator) {
+    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as object
+    validator = new Ajv({allErrors: true, strict: false, verbose: true}).compile(schema)
+  }
+  return validator
+}
+
+/** Diagnostics for every place the data breaks the schema. */
+export function checkSchema(source: SpecSource, data: unknown): Diagnostic[] {
+  const validate = compiled()
+  if (validate(data)) return []
+  return collapse(validate.errors ?? []).map((e) => toDiagnostic(source, e))
+}
+
+const WRONG_KIND = new Set(['type', 'const', 'enum', 'required', 'pattern'])
+
+/**
+ * Ajv reports every failed branch of an anyOf. Keep the errors of the one branch that
+ * fits the value's kind (e.g. the {lock: …} form of a step), else the anyOf itself.
+ */
+function collapse(errors: ErrorObject[]): ErrorObject[] {
+  const anyOfs = errors.filter((e) => e.keyword === 'anyOf')
+  const drop = new Set<ErrorObject>()
+  for (const a of anyOfs) {
+    const prefix = a.schemaPath + '/'
+    const branches = new Map<string, ErrorObject[]>()
+    for (const e of errors) {
+      if (e !== a && e.schemaPath.startsWith(prefix) && e.instancePath.startsWith(a.instancePath)) {
+        const branch = e.schemaPath.slice(prefix.length).split('/')[0]!
+        branches.set(branch, [...(branches.get(branch) ?? []), e])
+        drop.add(e)
+      }
+    }
+    const plausible = [...branches.values()].filter(
+      (errs) => !errs.some((e) => e.instancePath === a.instancePath && WRONG_KIND.has(e.keyword)),
+    )
+    if (plausible.length === 1) {
+      drop.add(a)
+      for (const e of plausible[0]!) drop.delete(e)
+    }
+  }
+  // Nested anyOfs may re-add errors already reported through their parent; dedupe.
+  const seen = new Set<string>()
+  return errors.filter((e) => {
+    const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`
+    if (drop.has(e) || seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}
+
+function pathOf(instancePath: string): PathSegment[] {
+  if (!instancePath) return []
+  return instancePath
+    .slice(1)
+    .split('/')
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s))
+}
+
+/** A readable name for a path: server.perIp.maxConnections, messages[3].id. */
+export function describePath(path: readonly PathSegment[]): string {
+  let out = ''
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg
+  return out || 'the spec'
+}
+
+const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v)))
+
+function toDiagnostic(source: SpecSource, e: ErrorObject): Diagnostic {
+  const path = pathOf(e.instancePath)
+  const where = describePath(path)
+  const desc = (e.parentSchema as {description?: string} | undefined)?.description
+  const file = source.file
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const extra = String(e.params.additionalProperty)
+      const known = Object.keys((e.parentSchema as {properties?: object}).properties ?? {}).filter((k) => k !== '$schema')
+      const guess = closest(extra, known)
+      const hint = guess ? `did you mean "${guess}"?` : known.length > 0 ? `known properties here: ${known.join(', ')}` : undefined
+      return diagnostic('E101', file, source.at([...path, extra], 'key'), `unknown property "${extra}" in ${where}`, hint)
+    }
+    case 'required': {
+      const missing = String(e.params.missingProperty)
+      const child = (e.parentSchema as {properties?: Record<string, {description?: string}>}).properties?.[missing]
+      return diagnostic('E102', file, source.at(path, 'key'), `${where} is missing "${missing}"`, child?.description ? `add "${missing}": ${child.description}` : `add "${missing}"`)
+    }
+    case 'type': {
+      const want = [e.params.type].flat().join(' or ')
+      const hint = want.includes('string') && typeof e.data === 'number' ? 'quote the value to make it a string' : desc
+      return diagnostic('E103', file, source.at(path), `${where} must be ${article(want)}, not ${typeName(e.data)}`, hint)
+    }
+    case 'minimum':
+    case 'maximum':
+    case 'minLength':
+    case 'minProperties': {
+      const limit = Number(e.params.limit)
+      const rule =
+        e.keyword === 'minimum' ? `must be at least ${limit}`
+        : e.keyword === 'maximum' ? `must be at most ${limit}`
+        : e.keyword === 'minLength' ? 'must not be empty'
+        : `needs at least ${limit} ${limit === 1 ? 'entry' : 'entries'}`
+      return diagnostic('E104', file, source.at(path), `${where} ${show(e.data)} is out of range: it ${rule}`, desc ?? `use a value that ${rule.replace(/^must/, 'is').replace(/^needs/, 'has')}`)
+    }
+    case 'enum':
+    case 'const': {
+      const allowed = (e.keyword === 'enum' ? (e.params.allowedValues as unknown[]) : [e.params.allowedValue]).map(String)
+      const guess = typeof e.data === 'string' ? closest(e.data, allowed) : undefined
+      return diagnostic('E105', file, source.at(path), `${where} is ${show(e.data)}; expected one of: ${allowed.join(', ')}`, guess ? `did you mean "${guess}"?` : desc)
+    }
+    case 'pattern':
+      return diagnostic('E106', file, source.at(path), `${where} ${show(e.data)} has the wrong format`, desc)
+    default: {
+      // For an anyOf of constants and types (workers: auto | N), suggest the nearest constant.
+      const consts = ((e.parentSchema as {anyOf?: {const?: unknown; enum?: unknown[]}[]}).anyOf ?? [])
+        .flatMap((b) => (b.const !== undefined ? [b.const] : (b.enum ?? [])))
+        .map(String)
+      const guess = typeof e.data === 'string' ? closest(e.data, consts) : undefined
+      return diagnostic('E107', file, source.at(path), `${where} ${show(e.data)} is not valid`, guess ? `did you mean "${guess}"? (${desc})` : (desc ?? e.message))
+    }
+  }
+}
+
+const article = (t: string): string => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`)
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'a list'
+  if (typeof v === 'object') return 'a mapping'
+  return `${typeof v} ${show(v)}`
+}

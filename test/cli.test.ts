@@ -1,0 +1,118 @@
+// The CLI as users and CI run it: exit codes, --json, --error-format github, help.
+import {spawnSync} from 'node:child_process'
+import {join} from 'node:path'
+
+import {describe, expect, it} from 'vitest'
+
+const root = join(import.meta.dirname, '..')
+const bad = 'test/fixtures/bad'
+
+function iocpgen(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...args], {cwd: root, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+describe('iocpgen validate', () => {
+  it('exits 0 for valid specs and says so', () => {
+    const r = iocpgen('validate', 'examples/chat/chat.yaml', 'examples/echo/echo.yaml')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('ok    examples/chat/chat.yaml (15 messages)')
+    expect(r.stdout).toContain('ok    examples/echo/echo.yaml (1 message)')
+  })
+
+  it('exits 1 and prints file:line:col, code, the source line and a hint', () => {
+    const r = iocpgen('validate', `${bad}/pools.yaml`)
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain(`${bad}/pools.yaml:8:15: error E301: ioContexts is 100 but the core needs 110`)
+    expect(r.stdout).toContain('    8 |   ioContexts: 100\n      |               ^^^\n')
+    expect(r.stdout).toContain('hint: raise ioContexts to 110, or set it to "auto"')
+    expect(r.stdout).toContain(`fail  ${bad}/pools.yaml: 5 errors`)
+  })
+
+  it('checks every file given and reports each one, failing if any fails', () => {
+    const r = iocpgen('validate', 'examples/echo/echo.yaml', `${bad}/enums.yaml`, 'no-such.yaml')
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('ok    examples/echo/echo.yaml')
+    expect(r.stdout).toContain(`fail  ${bad}/enums.yaml: 3 errors`)
+    expect(r.stdout).toContain('no-such.yaml:1:1: error E001: no such file: no-such.yaml')
+  })
+
+  it('--quiet prints errors but not warnings', () => {
+    const r = iocpgen('validate', '-q', `${bad}/warnings.yaml`)
+    expect(r.code).toBe(0)
+    expect(r.stdout).not.toContain('W00')
+    const loud = iocpgen('validate', `${bad}/warnings.yaml`)
+    expect(loud.code).toBe(0)
+    expect(loud.stdout).toContain('warning W002')
+    expect(loud.stdout).toContain('with 4 warnings')
+  })
+
+  for (const flag of [['--json'], ['--error-format', 'json']]) {
+    it(`${flag.join(' ')} prints one JSON report with every diagnostic`, () => {
+      const r = iocpgen('validate', ...flag, `${bad}/enums.yaml`, 'examples/echo/echo.yaml')
+      expect(r.code).toBe(1)
+      const report = JSON.parse(r.stdout)
+      expect(report.ok).toBe(false)
+      expect(report.summary).toEqual({files: 2, errors: 3, warnings: 0})
+      expect(report.files).toEqual([
+        {file: `${bad}/enums.yaml`, ok: false, errors: 3, warnings: 0},
+        {file: 'examples/echo/echo.yaml', ok: true, errors: 0, warnings: 0, messages: 1},
+      ])
+      expect(report.diagnostics[0]).toEqual({
+        file: `${bad}/enums.yaml`, line: 6, col: 20, endCol: 21, code: 'E211', severity: 'error',
+        message: 'Small.b = 256 does not fit u8 (0 to 255)',
+        hint: "change the value, or set the enum's type to a wider integer",
+      })
+    })
+  }
+
+  it('--json on a valid spec exits 0 with ok: true', () => {
+    const r = iocpgen('validate', '--json', 'examples/chat/chat.yaml')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ok: true, summary: {files: 1, errors: 0, warnings: 0}})
+  })
+
+  it('--error-format github prints workflow annotations with escaped properties', () => {
+    const r = iocpgen('validate', '--error-format', 'github', `${bad}/pools.yaml`, `${bad}/warnings.yaml`)
+    expect(r.code).toBe(1)
+    const lines = r.stdout.trim().split('\n')
+    expect(lines).toContain(
+      `::error file=${bad}/pools.yaml,line=8,col=15,endColumn=18,title=E301 per-I/O context pool too small::` +
+        'ioContexts is 100 but the core needs 110%3A 50 posted accepts + 20 clients x (2 receives + 1 send); 10 missing'.replace('%3A', ':') +
+        '%0Ahint: raise ioContexts to 110, or set it to "auto"',
+    )
+    expect(lines.filter((l) => l.startsWith('::warning file='))).toHaveLength(4)
+    expect(lines.at(-1)).toBe('2 spec(s): 5 error(s), 4 warning(s)')
+  })
+
+  it('escapes commas and colons inside annotation properties', () => {
+    const r = iocpgen('validate', '--error-format', 'github', 'dir,with:odd/x.yaml')
+    expect(r.stdout).toContain('::error file=dir%2Cwith%3Aodd/x.yaml,line=1,col=1,title=E001 spec file not found::')
+  })
+})
+
+describe('usage errors exit 2', () => {
+  it.each([
+    [['validate'], 'Missing 1 required arg'],
+    [['validate', '--error-format', 'xml', 'a.yaml'], 'Expected --error-format=xml to be one of'],
+    [['validate', '--bogus', 'a.yaml'], 'Nonexistent flag: --bogus'],
+    [['valdate', 'a.yaml'], 'is not a iocpgen command'],
+  ])('iocpgen %j', (args, text) => {
+    const r = iocpgen(...args)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(text)
+  })
+})
+
+describe('help', () => {
+  it('lists validate and autocomplete', () => {
+    const r = iocpgen('--help')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/validate\s+Check protocol specs/)
+    expect(r.stdout).toContain('autocomplete')
+  })
+  it('documents the exit codes on validate --help', () => {
+    const r = iocpgen('validate', '--help')
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain('Exit codes: 0 every spec is valid (warnings allowed), 1 a spec has errors, 2 usage error.')
+  })
+})

@@ -47,11 +47,23 @@ export const CODES = {
   E401: {severity: 'error', title: 'lock order syntax error'},
   E402: {severity: 'error', title: 'unknown lock'},
   E403: {severity: 'error', title: 'unknown operation'},
+  // The deadlock check on the lock graph.
+  E410: {severity: 'error', title: 'lock order contradicts itself'},
+  E411: {severity: 'error', title: 'possible deadlock: lock order cycle'},
+  E412: {severity: 'error', title: 'self-deadlock'},
+  E413: {severity: 'error', title: 'read lock upgraded to write'},
+  E414: {severity: 'error', title: 'same-class nesting without a by-id order'},
+  E415: {severity: 'error', title: 'lock held across a call into JavaScript'},
+  E416: {severity: 'error', title: 'lock held across a blocking wait'},
+  E417: {severity: 'error', title: 'lock taken under a leaf lock'},
+  E418: {severity: 'error', title: 'forbidden lock order used'},
+  E419: {severity: 'error', title: 'operation calls itself'},
   // Warnings.
   W001: {severity: 'warning', title: 'unused type'},
   W002: {severity: 'warning', title: 'large pinned receive memory'},
   W003: {severity: 'warning', title: 'unused lock'},
   W004: {severity: 'warning', title: 'setting has no effect'},
+  W005: {severity: 'warning', title: 'undeclared lock ordering'},
 } as const satisfies Record<string, CodeInfo>
 
 export type Code = keyof typeof CODES

@@ -16,6 +16,8 @@ export interface Diagnostic {
   severity: Severity
   message: string
   hint?: string
+  /** Extra lines that explain the problem, e.g. a lock chain and a deadlocking interleaving. */
+  detail?: string[]
 }
 
 export function diagnostic(
@@ -24,10 +26,12 @@ export function diagnostic(
   at: Position & {endCol?: number},
   message: string,
   hint?: string,
+  detail?: string[],
 ): Diagnostic {
   const d: Diagnostic = {file, line: at.line, col: at.col, code, severity: CODES[code].severity, message}
   if (at.endCol !== undefined && at.endCol > at.col) d.endCol = at.endCol
   if (hint) d.hint = hint
+  if (detail?.length) d.detail = detail
   return d
 }
 

@@ -55,6 +55,7 @@ export function formatText(report: Report, opts: TextOptions): string {
       const width = Math.max(1, (d.endCol ?? d.col + 1) - d.col)
       out.push(`${paint('2', `${gutter} |`)} ${src}`, `${paint('2', `${' '.repeat(gutter.length)} |`)} ${' '.repeat(d.col - 1)}${paint(d.severity === 'error' ? '31' : '33', '^'.repeat(width))}`)
     }
+    for (const line of d.detail ?? []) out.push(line ? `  ${line}` : '')
     if (d.hint) out.push(`  ${paint('36', 'hint:')} ${d.hint}`)
     out.push('')
   }
@@ -79,7 +80,7 @@ export function formatGithub(report: Report): string {
       const props = [`file=${d.file}`, `line=${d.line}`, `col=${d.col}`]
       if (d.endCol !== undefined) props.push(`endColumn=${d.endCol}`)
       props.push(`title=${d.code} ${CODES[d.code].title}`)
-      const text = d.hint ? `${d.message}\nhint: ${d.hint}` : d.message
+      const text = [d.message, ...(d.detail ?? []), ...(d.hint ? [`hint: ${d.hint}`] : [])].join('\n')
       return `::${d.severity} ${props.map((p) => {
         const eq = p.indexOf('=')
         return `${p.slice(0, eq)}=${escapeProperty(p.slice(eq + 1))}`

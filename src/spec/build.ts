@@ -138,6 +138,7 @@ export function buildSpec(source: SpecSource, data: Obj): {spec: Spec; diagnosti
       kind: oneOf(l.kind, ['mutex', 'rwlock', 'spin'] as const, 'mutex'),
       leaf: bool(l.leaf, false),
       perInstance: bool(l.perInstance, false),
+      nestById: bool(l.nestById, false),
       at: at(['locks', name], 'key'),
     }))
 

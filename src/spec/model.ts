@@ -73,6 +73,7 @@ export interface LockDef {
   kind: 'mutex' | 'rwlock' | 'spin'
   leaf: boolean
   perInstance: boolean
+  nestById: boolean
   at: Position
 }
 

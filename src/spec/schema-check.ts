@@ -111,12 +111,12 @@ function toDiagnostic(source: SpecSource, e: ErrorObject): Diagnostic {
     case 'minLength':
     case 'minProperties': {
       const limit = Number(e.params.limit)
-      const rule =
-        e.keyword === 'minimum' ? `must be at least ${limit}`
-        : e.keyword === 'maximum' ? `must be at most ${limit}`
-        : e.keyword === 'minLength' ? 'must not be empty'
-        : `needs at least ${limit} ${limit === 1 ? 'entry' : 'entries'}`
-      return diagnostic('E104', file, source.at(path), `${where} ${show(e.data)} is out of range: it ${rule}`, desc ?? `use a value that ${rule.replace(/^must/, 'is').replace(/^needs/, 'has')}`)
+      const [rule, fix] =
+        e.keyword === 'minimum' ? [`must be at least ${limit}`, `use a value of at least ${limit}`]
+        : e.keyword === 'maximum' ? [`must be at most ${limit}`, `use a value of at most ${limit}`]
+        : e.keyword === 'minLength' ? ['must not be empty', 'give it a value']
+        : [`needs at least ${limit} ${limit === 1 ? 'entry' : 'entries'}`, `add at least ${limit} ${limit === 1 ? 'entry' : 'entries'}`]
+      return diagnostic('E104', file, source.at(path), `${where} ${show(e.data)} is out of range: it ${rule}`, desc ?? fix)
     }
     case 'enum':
     case 'const': {

@@ -1,5 +1,7 @@
 // The whole check of one spec file: read, parse, schema, build, meaning.
 import {type Diagnostic, hasErrors, sortDiagnostics} from '../diagnostics/diagnostic.js'
+import {checkLockGraph} from '../locks/check.js'
+import {buildLockGraph} from '../locks/graph.js'
 import {buildSpec} from './build.js'
 import {checkSpec} from './check.js'
 import type {Spec} from './model.js'
@@ -22,7 +24,7 @@ export function validateSpecFile(file: string): SpecResult {
   const data = source.doc.toJS({maxAliasCount: 100}) as Record<string, unknown>
   const diagnostics = [...loaded.diagnostics, ...checkSchema(source, data)]
   const built = buildSpec(source, data)
-  diagnostics.push(...built.diagnostics, ...checkSpec(built.spec, source))
+  diagnostics.push(...built.diagnostics, ...checkSpec(built.spec, source), ...checkLockGraph(buildLockGraph([built.spec])).diagnostics)
   const sorted = sortDiagnostics(diagnostics)
   return {file, spec: built.spec, source, diagnostics: sorted, ok: !hasErrors(sorted)}
 }

@@ -1,0 +1,241 @@
+// The deadlock check: walk problems, cycles with a lockdep-style witness, forbidden and
+// undeclared orderings.
+import {type Code} from '../diagnostics/codes.js'
+import {type Diagnostic, diagnostic} from '../diagnostics/diagnostic.js'
+import {type DeclaredEdge, edgeKey, type LockGraph, type Loc, type UsedEdge, type WalkProblem} from './graph.js'
+
+const where = (l: Loc) => `${l.file}:${l.line}:${l.col}`
+const before = (a: Loc, b: Loc) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col
+const via = (chain: string[]) => (chain.length > 1 ? ` (via ${chain.join(' -> ')})` : '')
+
+export interface LockCheck {
+  diagnostics: Diagnostic[]
+  /** Edges (edgeKey) on a reported cycle or breaking a forbidden order. */
+  problemEdges: Set<string>
+  /** Pairs (edgeKey) the declared order puts in this order, directly or transitively. */
+  ordered: Set<string>
+}
+
+export function checkLockGraph(g: LockGraph): LockCheck {
+  const problemEdges = new Set<string>()
+  const cycles = cycleDiagnostics(g, problemEdges)
+  const ordering = orderingDiagnostics(g, cycles.cyclic, problemEdges)
+  return {diagnostics: [...walkDiagnostics(g.problems), ...cycles.diagnostics, ...ordering.diagnostics], problemEdges, ordered: ordering.ordered}
+}
+
+function walkDiagnostics(problems: readonly WalkProblem[]): Diagnostic[] {
+  // One report per step: a step reached from several operations is reported from the
+  // first (operations are walked in file order), with what it holds there.
+  const out = new Map<string, Diagnostic>()
+  for (const p of problems) {
+    // A cycle of calls is one problem, whichever operation it is entered from.
+    const key = p.kind === 'recursion' ? `recursion|${[...new Set(p.chain.slice(p.chain.indexOf(p.chain.at(-1)!)))].sort().join(',')}` : `${p.kind}|${where(p.at)}`
+    if (out.has(key)) continue
+    const held = p.held.at(-1)!
+    const heldText = p.held.map((h) => `${h.lock} (taken at ${where(h.at)})`).join(', ')
+    const d = (code: Code, message: string, hint: string) =>
+      out.set(key, diagnostic(code, p.at.file, p.at, message, hint))
+    switch (p.kind) {
+      case 'self':
+        d('E412', `${p.chain[0]} takes ${p.lock} while already holding it${via(p.chain)}: it waits for itself forever`, `locks are not recursive; do not take ${p.lock} again inside the section it guards (held since ${where(held.at)})`)
+        break
+      case 'upgrade':
+        d('E413', `${p.chain[0]} takes ${p.lock} for writing while holding it for reading${via(p.chain)}`, `a read lock cannot be upgraded: two readers upgrading wait for each other; take ${p.lock} for writing from the start (${where(held.at)})`)
+        break
+      case 'nest':
+        d('E414', `${p.chain[0]} takes a second ${p.lock} while holding one${via(p.chain)}, and ${p.lock} has no by-id order`, `set nestById: true on ${p.lock} and always take two instances in ascending id order, or take only one at a time`)
+        break
+      case 'js':
+        d('E415', `${p.chain[0]} calls into JavaScript while holding ${heldText}${via(p.chain)}`, 'JavaScript may run for long and may re-enter the core; release every lock before the call')
+        break
+      case 'wait':
+        d('E416', `${p.chain[0]} blocks on a completion while holding ${heldText}${via(p.chain)}`, 'the completion may need the same lock to finish; release every lock before waiting')
+        break
+      case 'leaf':
+        d('E417', `${p.chain[0]} takes ${p.lock} while holding ${held.lock}, a leaf lock${via(p.chain)}`, `nothing may be taken under a leaf lock; release ${held.lock} first, or remove leaf from it`)
+        break
+      case 'recursion':
+        d('E419', `operation ${p.chain[0]} calls itself: ${p.chain.join(' -> ')}`, 'the lock check follows calls; break the cycle of calls')
+        break
+    }
+  }
+  return [...out.values()]
+}
+
+type Edge = {kind: 'used'; witness: UsedEdge} | {kind: 'declared'; witness: DeclaredEdge}
+
+function edgesOf(g: LockGraph): Map<string, Map<string, Edge>> {
+  const adj = new Map<string, Map<string, Edge>>()
+  const add = (from: string, to: string, e: Edge) => {
+    const m = adj.get(from) ?? new Map<string, Edge>()
+    const prev = m.get(to)
+    // Prefer a used edge as witness (it is what can deadlock), the earliest in the file.
+    if (!prev || (prev.kind === 'declared' && e.kind === 'used') || (prev.kind === e.kind && before(pos(e), pos(prev)) < 0)) m.set(to, e)
+    adj.set(from, m)
+  }
+  for (const d of g.declared) add(d.from, d.to, {kind: 'declared', witness: d})
+  for (const list of g.used.values()) for (const u of list) add(u.from, u.to, {kind: 'used', witness: u})
+  return adj
+}
+
+const pos = (e: Edge): Loc => (e.kind === 'used' ? e.witness.takenAt : e.witness.at)
+
+/** Strongly connected components (Tarjan), in a stable order. */
+function components(nodes: string[], adj: Map<string, Map<string, Edge>>): string[][] {
+  let index = 0
+  const idx = new Map<string, number>()
+  const low = new Map<string, number>()
+  const stack: string[] = []
+  const on = new Set<string>()
+  const out: string[][] = []
+  const visit = (v: string) => {
+    idx.set(v, index)
+    low.set(v, index++)
+    stack.push(v)
+    on.add(v)
+    for (const w of [...(adj.get(v)?.keys() ?? [])].sort()) {
+      if (!idx.has(w)) {
+        visit(w)
+        low.set(v, Math.min(low.get(v)!, low.get(w)!))
+      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!))
+    }
+    if (low.get(v) === idx.get(v)) {
+      const comp: string[] = []
+      let w: string
+      do {
+        w = stack.pop()!
+        on.delete(w)
+        comp.push(w)
+      } while (w !== v)
+      out.push(comp)
+    }
+  }
+  for (const n of [...nodes].sort()) if (!idx.has(n)) visit(n)
+  return out
+}
+
+/** The shortest cycle inside a component, as its nodes (the first repeated implicitly). */
+function shortestCycle(comp: string[], adj: Map<string, Map<string, Edge>>): string[] {
+  const inComp = new Set(comp)
+  let best: string[] | undefined
+  for (const start of [...comp].sort()) {
+    const prev = new Map<string, string>()
+    const queue = [start]
+    let found: string | undefined
+    while (queue.length > 0 && !found) {
+      const v = queue.shift()!
+      for (const w of [...(adj.get(v)?.keys() ?? [])].sort()) {
+        if (!inComp.has(w)) continue
+        if (w === start) {
+          found = v
+          break
+        }
+        if (!prev.has(w)) {
+          prev.set(w, v)
+          queue.push(w)
+        }
+      }
+    }
+    if (!found) continue
+    const path = [found]
+    while (path[0] !== start) path.unshift(prev.get(path[0]!)!)
+    if (!best || path.length < best.length) best = path
+  }
+  return best ?? comp
+}
+
+/** Cycle reports, and the set of locks on a cycle (their orderings are already reported). */
+function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics: Diagnostic[]; cyclic: Map<string, number>} {
+  const adj = edgesOf(g)
+  const out: Diagnostic[] = []
+  const cyclic = new Map<string, number>()
+  for (const [n, comp] of components([...g.locks.keys()], adj).entries()) {
+    if (comp.length < 2) continue
+    for (const l of comp) cyclic.set(l, n)
+    let cycle = shortestCycle(comp, adj)
+    const edge = (i: number) => adj.get(cycle[i]!)!.get(cycle[(i + 1) % cycle.length]!)!
+    // Start the report at the earliest used edge: that is where the user will look.
+    const usedAt = cycle.map((_, i) => i).filter((i) => edge(i).kind === 'used')
+    if (usedAt.length > 0) {
+      const first = usedAt.reduce((a, b) => (before(pos(edge(b)), pos(edge(a))) < 0 ? b : a))
+      cycle = [...cycle.slice(first), ...cycle.slice(0, first)]
+    }
+    const edges = cycle.map((_, i) => edge(i))
+    const names = [...cycle, cycle[0]!]
+    for (let i = 0; i < cycle.length; i++) problemEdges.add(edgeKey(names[i]!, names[i + 1]!))
+    const lines = edges.map((e) =>
+      e.kind === 'used'
+        ? `${e.witness.chain[0]} takes ${e.witness.to} while holding ${e.witness.from}${via(e.witness.chain)}  [${where(e.witness.takenAt)}]`
+        : `the order declares ${e.witness.from} < ${e.witness.to}  [${where(e.witness.at)}]`,
+    )
+    const a = cycle[0]!
+    const b = cycle[1]!
+    const detail = [
+      ...lines,
+      '',
+      'Chain exists of:',
+      `  ${names.slice(1).join(' --> ')}`,
+      '',
+      'Possible unsafe locking scenario:',
+      '',
+      '      thread A                thread B',
+      '      --------                --------',
+      `  lock(${a});`,
+      `                              lock(${b});`,
+      `                              lock(${a});`,
+      `  lock(${b});`,
+      '',
+      ' *** DEADLOCK ***',
+    ]
+    const first = edges[0]!
+    if (edges.every((e) => e.kind === 'declared')) {
+      out.push(diagnostic('E410', pos(first).file, pos(first), `the declared order is a cycle: ${names.join(' < ')}`, 'an order cannot put a lock before itself; remove one of these statements', lines))
+      continue
+    }
+    const declared = edges.find((e) => e.kind === 'declared')
+    const hint = declared
+      ? `the declared order says ${declared.witness.from} < ${declared.witness.to}; change the operation to take ${declared.witness.from} first, or release ${first.witness.from} before taking ${first.witness.to}`
+      : `choose one order for ${[...new Set(cycle)].join(', ')}, declare it under order:, and change the operations that take them the other way`
+    out.push(diagnostic('E411', pos(first).file, pos(first), `possible deadlock: ${names.join(' -> ')}`, hint, detail))
+  }
+  return {diagnostics: out, cyclic}
+}
+
+function orderingDiagnostics(g: LockGraph, cyclic: ReadonlyMap<string, number>, problemEdges: Set<string>): {diagnostics: Diagnostic[]; ordered: Set<string>} {
+  const out: Diagnostic[] = []
+  // Reachability over the declared order only.
+  const next = new Map<string, string[]>()
+  for (const d of g.declared) next.set(d.from, [...(next.get(d.from) ?? []), d.to])
+  const reach = (from: string): Set<string> => {
+    const seen = new Set<string>()
+    const queue = [from]
+    while (queue.length > 0) for (const n of next.get(queue.shift()!) ?? []) if (!seen.has(n)) (seen.add(n), queue.push(n))
+    return seen
+  }
+  const closure = new Map([...g.locks.keys()].map((l) => [l, reach(l)]))
+  const firstWitness = (list: UsedEdge[]) => [...list].sort((x, y) => before(x.takenAt, y.takenAt) || x.chain.length - y.chain.length)[0]!
+
+  for (const n of g.never) {
+    const used = g.used.get(edgeKey(n.from, n.to))
+    if (used) {
+      problemEdges.add(edgeKey(n.from, n.to))
+      const w = firstWitness(used)
+      out.push(diagnostic('E418', w.takenAt.file, w.takenAt, `${w.chain[0]} takes ${n.to} while holding ${n.from}${via(w.chain)}, which the order forbids (${n.from} !< ${n.to})`, `release ${n.from} before taking ${n.to} (forbidden at ${where(n.at)})`))
+    }
+    if (closure.get(n.from)?.has(n.to)) {
+      out.push(diagnostic('E410', n.at.file, n.at, `the order both puts ${n.from} before ${n.to} and forbids it (${n.from} !< ${n.to})`, 'remove one of the two statements'))
+    }
+  }
+  for (const list of g.used.values()) {
+    const w = firstWitness(list)
+    const declared = closure.get(w.from)?.has(w.to)
+    const reversed = closure.get(w.to)?.has(w.from) || g.used.has(edgeKey(w.to, w.from))
+    const forbidden = g.never.some((n) => n.from === w.from && n.to === w.to)
+    const inCycle = cyclic.has(w.from) && cyclic.get(w.from) === cyclic.get(w.to)
+    if (!declared && !reversed && !forbidden && !inCycle) {
+      out.push(diagnostic('W005', w.takenAt.file, w.takenAt, `${w.chain[0]} takes ${w.to} while holding ${w.from}${via(w.chain)}, an order the spec does not declare`, `add "${w.from} < ${w.to}" to order, so later changes are checked against it`))
+    }
+  }
+  const ordered = new Set([...closure].flatMap(([from, tos]) => [...tos].map((to) => edgeKey(from, to))))
+  return {diagnostics: out, ordered}
+}

@@ -1,0 +1,309 @@
+// The N-API bridge between the engine and the TypeScript runtime.
+//
+// Native -> JS: worker threads append events (open, frame, close) to one queue; one
+// thread-safe function call hands everything queued to JS as a single Buffer. A full queue
+// makes workers wait before re-posting their connection's receive: backpressure, not growth.
+// JS -> native: the runtime batches a tick's sends into one Buffer and one call.
+// No native lock is held while JS runs: the queue lock is held only to append or swap.
+#include <napi.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+#include "protocol.h"
+
+namespace iocpgen {
+namespace {
+
+// Event records, little-endian: a 16-byte header, then `len` bytes.
+//   u8 kind, u8 reason, u16 type (frame) or peer port (open), u32 index, u32 gen, u32 len
+enum class EventKind : uint8_t { open = 1, frame = 2, close = 3 };
+constexpr size_t kEventHeader = 16;
+
+class EventQueue final : public FrameSink {
+ public:
+  EventQueue(size_t limit, std::function<void()> notify) : limit_(limit), notify_(std::move(notify)) {}
+
+  void on_open(Handle conn, const char* peer, uint16_t peer_port) override {
+    const uint32_t n = uint32_t(std::strlen(peer));
+    append(kEventHeader + n, [&](uint8_t* p) {
+      header(p, EventKind::open, 0, peer_port, conn, n);
+      std::memcpy(p + kEventHeader, peer, n);
+    });
+  }
+
+  void on_frames(const FrameView* frames, size_t count) override {
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; ++i) bytes += kEventHeader + frames[i].len;
+    append(bytes, [&](uint8_t* p) {
+      for (size_t i = 0; i < count; ++i) {
+        const FrameView& f = frames[i];
+        header(p, EventKind::frame, 0, f.type, f.conn, f.len);
+        std::memcpy(p + kEventHeader, f.payload, f.len);
+        p += kEventHeader + f.len;
+      }
+    });
+  }
+
+  void on_close(Handle conn, CloseReason reason) override {
+    append(kEventHeader, [&](uint8_t* p) { header(p, EventKind::close, uint8_t(reason), 0, conn, 0); });
+  }
+
+  // JS thread: everything queued so far.
+  std::vector<uint8_t> take() {
+    std::vector<uint8_t> out;
+    {
+      LockGuard g(mu_);
+      out.swap(q_);
+    }
+    room_.notify_all();
+    return out;
+  }
+
+  // From now on nobody waits for room (shutdown: JS may no longer drain).
+  void unblock() {
+    {
+      LockGuard g(mu_);
+      unbounded_ = true;
+    }
+    room_.notify_all();
+  }
+
+  uint64_t backpressure_waits() {
+    LockGuard g(mu_);
+    return waits_;
+  }
+
+ private:
+  static void header(uint8_t* p, EventKind kind, uint8_t reason, uint16_t type, Handle h, uint32_t len) {
+    p[0] = uint8_t(kind);
+    p[1] = reason;
+    put16(p + 2, type);
+    put32(p + 4, h.index);
+    put32(p + 8, h.gen);
+    put32(p + 12, len);
+  }
+  static void put16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v); p[1] = uint8_t(v >> 8); }
+  static void put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (8 * i)); }
+
+  template <class Fill>
+  void append(size_t bytes, Fill fill) {
+    bool was_empty;
+    {
+      std::unique_lock<RankedMutex> lk(mu_);
+      // Wait for room only when there is something queued: one oversized batch always fits.
+      while (!unbounded_ && !q_.empty() && q_.size() + bytes > limit_) {
+        ++waits_;
+        room_.wait(lk);
+      }
+      was_empty = q_.empty();
+      const size_t at = q_.size();
+      q_.resize(at + bytes);
+      fill(q_.data() + at);
+    }
+    if (was_empty) notify_();
+  }
+
+  const size_t limit_;
+  std::function<void()> notify_;
+  RankedMutex mu_{LockRank::bridge};
+  std::condition_variable_any room_;
+  std::vector<uint8_t> q_;
+  bool unbounded_ = false;
+  uint64_t waits_ = 0;
+};
+
+uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
+
+uint32_t option(const Napi::Object& o, const char* key, uint32_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+class NativeServer final : public Napi::ObjectWrap<NativeServer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeServer",
+                       {InstanceMethod<&NativeServer::Start>("start"), InstanceMethod<&NativeServer::Send>("send"),
+                        InstanceMethod<&NativeServer::Broadcast>("broadcast"), InstanceMethod<&NativeServer::Close>("close"),
+                        InstanceMethod<&NativeServer::Stats>("stats"), InstanceMethod<&NativeServer::Stop>("stop")});
+  }
+
+  // new NativeServer(options, onEvents): options override the spec's settings.
+  explicit NativeServer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeServer>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "new NativeServer(options, onEvents)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    cfg_ = generated::spec_config();
+    cfg_.port = uint16_t(option(o, "port", cfg_.port));
+    cfg_.workers = int(option(o, "workers", uint32_t(cfg_.workers)));
+    cfg_.max_connections = option(o, "maxConnections", cfg_.max_connections);
+    cfg_.io_contexts = option(o, "ioContexts", cfg_.io_contexts);
+    if (o.Get("host").IsString()) cfg_.host = o.Get("host").As<Napi::String>().Utf8Value();
+    if (o.Get("backend").IsString()) {
+      const std::string b = o.Get("backend").As<Napi::String>().Utf8Value();
+      cfg_.backend = b == "epoll" ? BackendChoice::epoll : b == "uring" ? BackendChoice::uring : b == "iocp" ? BackendChoice::iocp : BackendChoice::automatic;
+    }
+    const size_t limit = option(o, "eventQueueLimit", 64u << 20);
+
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "iocpgen events", 0, 1);
+    tsfn_.Unref(env);  // start() makes the running server keep the process alive
+    queue_ = std::make_shared<EventQueue>(limit, [this] { Schedule(); });
+    engine_ = std::make_unique<Engine>(cfg_, queue_.get());
+  }
+
+  ~NativeServer() override { Shutdown(); }
+
+ private:
+  // Any thread. Each call carries its own reference to the queue, so a delivery still
+  // pending when this object goes away touches nothing freed.
+  void Schedule() {
+    auto* q = new std::shared_ptr<EventQueue>(queue_);
+    if (tsfn_.NonBlockingCall(q, &NativeServer::Deliver) != napi_ok) delete q;
+  }
+
+  // JS thread: hand every queued event to JS as one Buffer (no copy).
+  static void Deliver(Napi::Env env, Napi::Function fn, std::shared_ptr<EventQueue>* ref) {
+    std::shared_ptr<EventQueue> q = std::move(*ref);
+    delete ref;
+    if (!env) return;
+    auto* events = new std::vector<uint8_t>(q->take());
+    if (events->empty()) {
+      delete events;
+      return;
+    }
+    auto buf = Napi::Buffer<uint8_t>::New(env, events->data(), events->size(),
+                                          [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, events);
+    fn.Call({buf});
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string why;
+    if (!engine_->start(&why)) {
+      Napi::Error::New(env, "cannot start: " + why).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    running_ = true;
+    tsfn_.Ref(env);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("port", engine_->port());
+    r.Set("backend", engine_->backend_name());
+    return r;
+  }
+
+  // send(batch): records of u32 index, u32 gen, u32 len, then a whole frame of len bytes.
+  // Returns how many frames were not accepted (stale session, closing, queue full).
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsBuffer()) return Napi::Number::New(env, 0);
+    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+    const uint8_t* p = buf.Data();
+    const uint8_t* end = p + buf.Length();
+    uint32_t rejected = 0;
+    while (end - p >= 12) {
+      const Handle h{get32(p), get32(p + 4)};
+      const uint32_t len = get32(p + 8);
+      p += 12;
+      if (uint32_t(end - p) < len) break;
+      if (!engine_->send(h, p, len)) ++rejected;
+      p += len;
+    }
+    return Napi::Number::New(env, rejected);
+  }
+
+  // broadcast(handles, frame): handles are u32 index, u32 gen pairs; the frame is encoded
+  // once by JS and queued here for each connection. Returns how many accepted it.
+  Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsBuffer() || !info[1].IsBuffer()) return Napi::Number::New(env, 0);
+    auto handles = info[0].As<Napi::Buffer<uint8_t>>();
+    auto frame = info[1].As<Napi::Buffer<uint8_t>>();
+    uint32_t ok = 0;
+    for (size_t i = 0; i + 8 <= handles.Length(); i += 8) {
+      const Handle h{get32(handles.Data() + i), get32(handles.Data() + i + 4)};
+      if (engine_->send(h, frame.Data(), frame.Length())) ++ok;
+    }
+    return Napi::Number::New(env, ok);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    const Handle h{info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value()};
+    return Napi::Boolean::New(info.Env(), engine_->close(h, CloseReason::local_close));
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const EngineStats s = engine_->stats();
+    auto pool = [&](const PoolStats& p) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("capacity", p.capacity);
+      o.Set("inUse", p.in_use);
+      o.Set("highWater", p.high_water);
+      return o;
+    };
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("backend", engine_->backend_name());
+    r.Set("connections", double(s.connections_current));
+    r.Set("connectionsTotal", double(s.connections_total));
+    r.Set("socketPool", pool(s.socket_pool));
+    r.Set("ioPool", pool(s.io_pool));
+    r.Set("bytesIn", double(s.bytes_in));
+    r.Set("bytesOut", double(s.bytes_out));
+    r.Set("framesIn", double(s.frames_in));
+    r.Set("framesOut", double(s.frames_out));
+    r.Set("acceptErrors", double(s.accept_errors));
+    r.Set("backpressureWaits", double(queue_->backpressure_waits()));
+    Napi::Object closes = Napi::Object::New(env);
+    for (size_t i = 1; i < size_t(CloseReason::count_); ++i) closes.Set(close_reason_name(CloseReason(i)), double(s.closes[i]));
+    r.Set("closes", closes);
+    return r;
+  }
+
+  // Graceful stop: the engine closes every client and waits for every operation. Events
+  // queued meanwhile (the closes) are still delivered.
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  void Shutdown() {
+    if (!engine_ || stopped_) return;
+    stopped_ = true;
+    queue_->unblock();
+    engine_->stop();
+    // Deliver what the shutdown queued (the closes), then let the process exit.
+    if (running_) Schedule();
+    tsfn_.Release();
+  }
+
+  EngineConfig cfg_;
+  Napi::ThreadSafeFunction tsfn_;
+  std::shared_ptr<EventQueue> queue_;
+  std::unique_ptr<Engine> engine_;
+  bool running_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace
+}  // namespace iocpgen
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeServer", iocpgen::NativeServer::Define(env));
+  exports.Set("closeReasons", [&] {
+    Napi::Array a = Napi::Array::New(env);
+    for (size_t i = 0; i < size_t(iocpgen::CloseReason::count_); ++i) a.Set(uint32_t(i), iocpgen::close_reason_name(iocpgen::CloseReason(i)));
+    return a;
+  }());
+  return exports;
+}
+
+NODE_API_MODULE(iocpgen, Init)

@@ -1,0 +1,37 @@
+// Keeps src/handlers/index.ts in step with the spec without touching what the user wrote:
+// ts-morph adds an import and an entry for each new client message, and reports entries
+// for messages the spec no longer has (the Handlers type makes those compile errors).
+import {Project, QuoteKind, SyntaxKind} from 'ts-morph'
+
+import type {Message} from '../spec/model.js'
+import {handlerName, kebab} from './names.js'
+
+export interface TableUpdate {
+  content: string
+  added: string[]
+  /** Entries whose message is gone from the spec: left for the user to remove. */
+  orphaned: string[]
+}
+
+export function updateHandlerTable(source: string, inbound: readonly Message[]): TableUpdate {
+  const project = new Project({useInMemoryFileSystem: true, manipulationSettings: {quoteKind: QuoteKind.Single, useTrailingCommas: true}})
+  const file = project.createSourceFile('index.ts', source)
+  const table = file.getVariableDeclaration('handlers')?.getInitializerIfKind(SyntaxKind.ObjectLiteralExpression)
+  if (!table) return {content: source, added: [], orphaned: []}
+
+  const present = new Set(table.getProperties().flatMap((p) => (p.isKind(SyntaxKind.PropertyAssignment) || p.isKind(SyntaxKind.ShorthandPropertyAssignment) ? [p.getName()] : [])))
+  const wanted = new Set(inbound.map((m) => m.name))
+  const added: string[] = []
+  for (const m of inbound) {
+    if (present.has(m.name)) continue
+    const spec = `./${kebab(m.name)}.js`
+    if (!file.getImportDeclaration((d) => d.getModuleSpecifierValue() === spec)) {
+      const imports = file.getImportDeclarations()
+      file.insertImportDeclaration(imports.length, {namedImports: [handlerName(m)], moduleSpecifier: spec})
+    }
+    table.addPropertyAssignment({name: m.name, initializer: handlerName(m)})
+    added.push(m.name)
+  }
+  const orphaned = [...present].filter((n) => !wanted.has(n)).sort()
+  return {content: added.length ? file.getFullText() : source, added, orphaned}
+}

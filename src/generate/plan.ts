@@ -1,0 +1,128 @@
+// Compares the files a spec renders to with what is on disk and in the manifest, and says
+// what to create, update and delete; what was edited by hand is a conflict.
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+
+import type {Spec} from '../spec/model.js'
+import {updateHandlerTable} from './handlers-table.js'
+import {handlerFile, inbound} from './names.js'
+import type {ProjectFile} from './project.js'
+import {specHash, TOOL_VERSION} from './project.js'
+
+export const MANIFEST = '.iocpgen/manifest.json'
+
+export interface Manifest {
+  tool: string
+  version: string
+  spec: string
+  specSha256: string
+  /** Every tool-owned file and the sha256 of what was written. */
+  files: Record<string, string>
+}
+
+export type Action =
+  | {kind: 'create'; path: string; content: string}
+  | {kind: 'update'; path: string; content: string; before: string}
+  | {kind: 'delete'; path: string; before: string}
+
+export interface Conflict {
+  path: string
+  why: string
+}
+
+export interface Plan {
+  actions: Action[]
+  conflicts: Conflict[]
+  /** Handler files and table entries of messages the spec no longer has. */
+  orphans: string[]
+  addedHandlers: string[]
+  manifest: Manifest
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex')
+
+export function readManifest(dir: string): Manifest | undefined {
+  const p = join(dir, MANIFEST)
+  if (!existsSync(p)) return undefined
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as Manifest
+  } catch {
+    return undefined
+  }
+}
+
+export function planProject(dir: string, files: readonly ProjectFile[], spec: Spec, specFile: string, specText: string): Plan {
+  const old = readManifest(dir)
+  const read = (p: string) => (existsSync(join(dir, p)) ? readFileSync(join(dir, p), 'utf8') : undefined)
+  const actions: Action[] = []
+  const conflicts: Conflict[] = []
+  const manifest: Manifest = {tool: 'iocpgen', version: TOOL_VERSION, spec: specFile, specSha256: specHash(specText), files: {}}
+
+  for (const f of files) {
+    const disk = read(f.path)
+    if (f.owner === 'user') {
+      if (disk === undefined) actions.push({kind: 'create', path: f.path, content: f.content})
+      continue
+    }
+    manifest.files[f.path] = sha(f.content)
+    if (disk === undefined) actions.push({kind: 'create', path: f.path, content: f.content})
+    else if (disk !== f.content) {
+      const recorded = old?.files[f.path]
+      if (recorded === undefined) conflicts.push({path: f.path, why: 'exists but was not written by iocpgen'})
+      else if (sha(disk) !== recorded) conflicts.push({path: f.path, why: 'was edited by hand since it was generated'})
+      actions.push({kind: 'update', path: f.path, content: f.content, before: disk})
+    }
+  }
+
+  // Tool files the spec no longer produces.
+  for (const [path, recorded] of Object.entries(old?.files ?? {})) {
+    if (manifest.files[path] !== undefined) continue
+    const disk = read(path)
+    if (disk === undefined) continue
+    if (sha(disk) !== recorded) conflicts.push({path, why: 'is no longer generated, and was edited by hand'})
+    actions.push({kind: 'delete', path, before: disk})
+  }
+
+  // The handler table: the user's file, edited structurally.
+  const clientMessages = inbound(spec.messages)
+  let addedHandlers: string[] = []
+  let orphans: string[] = []
+  const tablePath = 'src/handlers/index.ts'
+  const table = read(tablePath)
+  if (table !== undefined) {
+    const update = updateHandlerTable(table, clientMessages)
+    addedHandlers = update.added
+    orphans = update.orphaned.map((n) => `${tablePath}: entry "${n}"`)
+    if (update.content !== table) actions.push({kind: 'update', path: tablePath, content: update.content, before: table})
+  }
+  const wanted = new Set(clientMessages.map((m) => handlerFile(m)))
+  for (const path of handlerFilesOnDisk(dir)) if (!wanted.has(path)) orphans.push(path)
+
+  if (JSON.stringify(old) !== JSON.stringify(manifest)) {
+    const content = JSON.stringify(manifest, null, 2) + '\n'
+    const before = read(MANIFEST)
+    actions.push(before === undefined ? {kind: 'create', path: MANIFEST, content} : {kind: 'update', path: MANIFEST, content, before})
+  }
+  return {actions: actions.sort((a, b) => a.path.localeCompare(b.path)), conflicts, orphans: orphans.sort(), addedHandlers, manifest}
+}
+
+function handlerFilesOnDisk(dir: string): string[] {
+  const handlers = join(dir, 'src', 'handlers')
+  if (!existsSync(handlers)) return []
+  return readdirSync(handlers)
+    .filter((f) => f.endsWith('.ts') && f !== 'index.ts')
+    .sort()
+    .map((f) => `src/handlers/${f}`)
+}
+
+export function applyPlan(dir: string, plan: Plan): void {
+  for (const a of plan.actions) {
+    const p = join(dir, a.path)
+    if (a.kind === 'delete') rmSync(p, {force: true})
+    else {
+      mkdirSync(dirname(p), {recursive: true})
+      writeFileSync(p, a.content)
+    }
+  }
+}

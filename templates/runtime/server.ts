@@ -1,0 +1,323 @@
+// The server: starts the native core, turns its event batches into handler calls, and
+// batches every send of a tick into one native call.
+import {EventEmitter} from 'node:events'
+import {createRequire} from 'node:module'
+
+import type {Handlers} from '../handlers.js'
+import {codecById, codecs, MAX_FRAME, type Messages, type OutboundName} from '../protocol.js'
+import {initialState} from '../../session-state.js'
+import {Session, type SessionHost, SLOT_BITS} from './session.js'
+import {DecodeError, Reader, Writer} from './wire.js'
+
+export interface ServerOptions {
+  port?: number
+  host?: string
+  workers?: number
+  maxConnections?: number
+  /** 'auto' picks IOCP on Windows, io_uring on Linux when it works, else epoll. */
+  backend?: 'auto' | 'iocp' | 'uring' | 'epoll'
+  /** Bytes of events queued for JavaScript before receives pause. Default 64 MiB. */
+  eventQueueLimit?: number
+  /** Path of the native addon; defaults to the project's build. */
+  addon?: string
+}
+
+interface NativeServer {
+  start(): {port: number; backend: string}
+  send(batch: Buffer): number
+  broadcast(handles: Buffer, frame: Buffer): number
+  close(index: number, gen: number): boolean
+  stats(): NativeStats
+  stop(): void
+}
+
+export interface PoolStats {
+  capacity: number
+  inUse: number
+  highWater: number
+}
+
+export interface NativeStats {
+  backend: string
+  connections: number
+  connectionsTotal: number
+  socketPool: PoolStats
+  ioPool: PoolStats
+  bytesIn: number
+  bytesOut: number
+  framesIn: number
+  framesOut: number
+  acceptErrors: number
+  backpressureWaits: number
+  /** Closes by reason: peer_closed, reset, bad_frame_too_large, slow_consumer, ... */
+  closes: Record<string, number>
+}
+
+export interface ServerStats extends NativeStats {
+  sessions: number
+  groups: number
+  /** Frames whose payload did not decode; each closed its connection. */
+  badPayloads: number
+  handlerErrors: number
+  /** Sends refused because the session was gone or its queue was full. */
+  sendsRefused: number
+}
+
+export interface ServerEvents {
+  open: [Session]
+  close: [Session, string]
+  error: [Error, Session | undefined]
+}
+
+const OPEN = 1
+const FRAME = 2
+const CLOSE = 3
+const HEADER = 16
+
+export class Server extends EventEmitter<ServerEvents> implements SessionHost {
+  private native: NativeServer | undefined
+  private readonly sessions: (Session | undefined)[] = []
+  private readonly groupMembers = new Map<string, Set<Session>>()
+  private readonly out = new Writer(64 * 1024)
+  private readonly frame = new Writer(1024)
+  private flushQueued = false
+  private closeReasons: string[] = []
+  private counters = {badPayloads: 0, handlerErrors: 0, sendsRefused: 0}
+  private sessionCount = 0
+
+  constructor(
+    private readonly handlers: Handlers,
+    private readonly options: ServerOptions = {},
+  ) {
+    super()
+  }
+
+  /** Starts listening. Resolves with the bound port and the backend in use. */
+  async start(): Promise<{port: number; backend: string}> {
+    if (this.native) throw new Error('server already started')
+    const require = createRequire(import.meta.url)
+    const addon = require(this.options.addon ?? '../../../../build/Release/iocpgen.node') as {
+      NativeServer: new (options: object, onEvents: (batch: Buffer) => void) => NativeServer
+      closeReasons: string[]
+    }
+    this.closeReasons = addon.closeReasons
+    this.native = new addon.NativeServer({...this.options}, (batch) => this.onEvents(batch))
+    return this.native.start()
+  }
+
+  /**
+   * Graceful stop: sends already queued are handed to the core, then every client is
+   * closed and every native operation completes before this resolves.
+   */
+  async stop(): Promise<void> {
+    if (!this.native) return
+    this.flush()
+    await Promise.allSettled(this.sessions.map((s) => s?.pending))
+    this.flush()
+    this.native.stop()
+    // The close events of the shutdown arrive on the next turn.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+
+  stats(): ServerStats {
+    if (!this.native) throw new Error('server not started')
+    return {...this.native.stats(), sessions: this.sessionCount, groups: this.groupMembers.size, ...this.counters}
+  }
+
+  /** The live session with this id, or undefined if that client has left. */
+  session(id: number): Session | undefined {
+    const s = this.sessions[id % 2 ** SLOT_BITS]
+    return s && s.id === id ? s : undefined
+  }
+
+  sendTo<K extends OutboundName>(id: number, type: K, message: Messages[K]): boolean {
+    return this.session(id)?.send(type, message) ?? false
+  }
+
+  join(group: string, session: Session): boolean {
+    if (!session.open) return false
+    let members = this.groupMembers.get(group)
+    if (!members) this.groupMembers.set(group, (members = new Set()))
+    if (members.has(session)) return false
+    members.add(session)
+    session.groups.add(group)
+    return true
+  }
+
+  leave(group: string, session: Session): boolean {
+    const members = this.groupMembers.get(group)
+    if (!members?.delete(session)) return false
+    session.groups.delete(group)
+    if (members.size === 0) this.groupMembers.delete(group)
+    return true
+  }
+
+  members(group: string): ReadonlySet<Session> {
+    return this.groupMembers.get(group) ?? new Set()
+  }
+
+  /**
+   * Sends one message to every member of a group: encoded once, fanned out natively.
+   * Returns how many members it was queued for.
+   */
+  broadcast<K extends OutboundName>(group: string, type: K, message: Messages[K], except?: Session): number {
+    const members = this.groupMembers.get(group)
+    if (!members || !this.native) return 0
+    const handles = Buffer.allocUnsafe(members.size * 8)
+    let n = 0
+    for (const s of members) {
+      if (s === except || !s.open) continue
+      handles.writeUInt32LE(s.index, n * 8)
+      handles.writeUInt32LE(s.gen, n * 8 + 4)
+      n++
+    }
+    if (n === 0) return 0
+    // Keep this tick's earlier sends ahead of the broadcast.
+    this.flush()
+    const frame = this.encode(type, message)
+    const sent = this.native.broadcast(handles.subarray(0, n * 8), frame)
+    this.counters.sendsRefused += n - sent
+    return sent
+  }
+
+  // SessionHost: called by Session.send.
+  sendFrame(session: Session, type: OutboundName, message: unknown): boolean {
+    const w = this.out
+    const start = w.length
+    w.u32(session.index)
+    w.u32(session.gen)
+    w.u32(0)
+    const frameStart = w.length
+    try {
+      const codec = codecs[type]
+      const f = w.beginFrame(codec.id)
+      ;(codec.encode as (w: Writer, m: unknown) => void)(w, message)
+      w.endFrame(f, MAX_FRAME)
+    } catch (error) {
+      w.rewind(start)
+      throw error
+    }
+    w.view().writeUInt32LE(w.length - frameStart, frameStart - 4)
+    if (!this.flushQueued) {
+      this.flushQueued = true
+      queueMicrotask(() => this.flush())
+    }
+    return true
+  }
+
+  closeSession(session: Session): boolean {
+    this.flush()
+    return this.native?.close(session.index, session.gen) ?? false
+  }
+
+  private encode(type: OutboundName, message: unknown): Buffer {
+    const w = this.frame
+    w.reset()
+    const codec = codecs[type]
+    const f = w.beginFrame(codec.id)
+    ;(codec.encode as (w: Writer, m: unknown) => void)(w, message)
+    w.endFrame(f, MAX_FRAME)
+    return w.view()
+  }
+
+  /** Hands every send queued since the last flush to the core in one call. */
+  flush(): void {
+    this.flushQueued = false
+    if (this.out.length === 0 || !this.native) return
+    this.counters.sendsRefused += this.native.send(this.out.view())
+    this.out.reset()
+  }
+
+  private onEvents(batch: Buffer): void {
+    let off = 0
+    while (off + HEADER <= batch.length) {
+      const kind = batch[off]!
+      const reason = batch[off + 1]!
+      const type = batch.readUInt16LE(off + 2)
+      const index = batch.readUInt32LE(off + 4)
+      const gen = batch.readUInt32LE(off + 8)
+      const len = batch.readUInt32LE(off + 12)
+      const body = off + HEADER
+      off = body + len
+      if (kind === FRAME) this.onFrame(index, gen, type, batch, body, off)
+      else if (kind === OPEN) this.onOpen(index, gen, batch.toString('latin1', body, off), type)
+      else if (kind === CLOSE) this.onClose(index, gen, this.closeReasons[reason] ?? `reason_${reason}`)
+    }
+    this.flush()
+  }
+
+  private onOpen(index: number, gen: number, address: string, port: number): void {
+    const s = new Session(this, index, gen, address, port, initialState())
+    this.sessions[index] = s
+    this.sessionCount++
+    this.emit('open', s)
+  }
+
+  private onClose(index: number, gen: number, reason: string): void {
+    const s = this.sessions[index]
+    if (!s || s.gen !== gen) return
+    s.open = false
+    this.sessions[index] = undefined
+    this.sessionCount--
+    for (const g of [...s.groups]) this.leave(g, s)
+    this.emit('close', s, reason)
+  }
+
+  private onFrame(index: number, gen: number, type: number, batch: Buffer, start: number, end: number): void {
+    const s = this.sessions[index]
+    if (!s || s.gen !== gen || !s.open) return
+    const codec = codecById.get(type)
+    let message: unknown
+    try {
+      if (!codec) throw new DecodeError(`unknown type id ${type}`)
+      const r = new Reader(batch, start, end)
+      message = codec.decode(r)
+      r.done()
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error
+      this.counters.badPayloads++
+      s.close()
+      return
+    }
+    const handler = (this.handlers as unknown as Record<string, ((s: Session, m: unknown, server: Server) => unknown) | undefined>)[codec.name]
+    if (!handler) {
+      // A server-to-client message sent by a client.
+      this.counters.badPayloads++
+      s.close()
+      return
+    }
+    // Frames of one session are handled in order: while an async handler runs, later
+    // frames of that session wait for it. Synchronous handlers never allocate a promise.
+    const run = () => this.call(handler, s, message)
+    if (s.pending) this.track(s, s.pending.then(run))
+    else {
+      const p = run()
+      if (p) this.track(s, p)
+    }
+  }
+
+  private track(s: Session, p: Promise<unknown>): void {
+    const done: Promise<void> = p.then(() => {
+      if (s.pending === done) s.pending = undefined
+    })
+    s.pending = done
+  }
+
+  /** Runs a handler; returns a promise only when the handler is async. */
+  private call(handler: (s: Session, m: unknown, server: Server) => unknown, s: Session, message: unknown): Promise<void> | undefined {
+    try {
+      const r = handler(s, message, this)
+      if (r instanceof Promise) return r.then(() => undefined, (error: unknown) => this.handlerFailed(error, s))
+    } catch (error) {
+      this.handlerFailed(error, s)
+    }
+    return undefined
+  }
+
+  private handlerFailed(error: unknown, s: Session): void {
+    this.counters.handlerErrors++
+    const e = error instanceof Error ? error : new Error(String(error))
+    if (this.listenerCount('error') > 0) this.emit('error', e, s)
+    else console.error(`handler error (session ${s.id}):`, e)
+  }
+}

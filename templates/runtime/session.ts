@@ -1,0 +1,47 @@
+// A connected client. Its id carries the native slot's generation, so an id kept after the
+// client left never reaches the next client in that slot.
+import type {Messages, OutboundName} from '../protocol.js'
+import type {SessionState} from '../../session-state.js'
+
+/** What a Session needs from its server; kept narrow so sessions stay cheap. */
+export interface SessionHost {
+  sendFrame(session: Session, type: OutboundName, message: unknown): boolean
+  closeSession(session: Session): boolean
+}
+
+/** Slots are below 2^22 (maxConnections is at most 4,000,000), so ids stay exact numbers. */
+export const SLOT_BITS = 22
+export const sessionId = (index: number, gen: number): number => (gen % 2 ** 31) * 2 ** SLOT_BITS + index
+
+export class Session {
+  readonly id: number
+  /** Whatever the handlers keep per client; see src/session-state.ts. */
+  state: SessionState
+  open = true
+  /** Groups this session is in, so a disconnect leaves them all. */
+  readonly groups = new Set<string>()
+  /** Handler work still running for this session: frames are handled one after another. */
+  pending: Promise<void> | undefined
+
+  constructor(
+    private readonly host: SessionHost,
+    readonly index: number,
+    readonly gen: number,
+    readonly address: string,
+    readonly port: number,
+    state: SessionState,
+  ) {
+    this.id = sessionId(index, gen)
+    this.state = state
+  }
+
+  /** Queues a message to this client; false when the client is gone or its queue refused it. */
+  send<K extends OutboundName>(type: K, message: Messages[K]): boolean {
+    return this.open && this.host.sendFrame(this, type, message)
+  }
+
+  /** Closes the connection after what is already queued. */
+  close(): boolean {
+    return this.open && this.host.closeSession(this)
+  }
+}

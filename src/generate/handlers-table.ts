@@ -1,7 +1,7 @@
 // Keeps src/handlers/index.ts in step with the spec without touching what the user wrote:
 // ts-morph adds an import and an entry for each new client message, and reports entries
 // for messages the spec no longer has (the Handlers type makes those compile errors).
-import {Project, QuoteKind, SyntaxKind} from 'ts-morph'
+import {Project, QuoteKind, SyntaxKind, ts} from 'ts-morph'
 
 import type {Message} from '../spec/model.js'
 import {handlerName, kebab} from './names.js'
@@ -14,7 +14,11 @@ export interface TableUpdate {
 }
 
 export function updateHandlerTable(source: string, inbound: readonly Message[]): TableUpdate {
-  const project = new Project({useInMemoryFileSystem: true, manipulationSettings: {quoteKind: QuoteKind.Single, useTrailingCommas: true}})
+  // Match the generated file's style: single quotes, no semicolons, no spaces inside braces.
+  const project = new Project({
+    useInMemoryFileSystem: true,
+    manipulationSettings: {quoteKind: QuoteKind.Single, useTrailingCommas: true, insertSpaceAfterOpeningAndBeforeClosingNonemptyBraces: false},
+  })
   const file = project.createSourceFile('index.ts', source)
   const table = file.getVariableDeclaration('handlers')?.getInitializerIfKind(SyntaxKind.ObjectLiteralExpression)
   if (!table) return {content: source, added: [], orphaned: []}
@@ -26,12 +30,12 @@ export function updateHandlerTable(source: string, inbound: readonly Message[]):
     if (present.has(m.name)) continue
     const spec = `./${kebab(m.name)}.js`
     if (!file.getImportDeclaration((d) => d.getModuleSpecifierValue() === spec)) {
-      const imports = file.getImportDeclarations()
-      file.insertImportDeclaration(imports.length, {namedImports: [handlerName(m)], moduleSpecifier: spec})
+      file.addImportDeclaration({namedImports: [handlerName(m)], moduleSpecifier: spec})
     }
     table.addPropertyAssignment({name: m.name, initializer: handlerName(m)})
     added.push(m.name)
   }
   const orphaned = [...present].filter((n) => !wanted.has(n)).sort()
+  if (added.length) file.formatText({semicolons: ts.SemicolonPreference.Remove, insertSpaceAfterOpeningAndBeforeClosingNonemptyBraces: false, indentSize: 2, convertTabsToSpaces: true})
   return {content: added.length ? file.getFullText() : source, added, orphaned}
 }

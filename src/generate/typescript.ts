@@ -41,7 +41,7 @@ function writeExpr(t: TypeRef, value: string, table: TypeTable, depth = 0): stri
     }
     case 'array': {
       const item = `v${depth}`
-      return `w.count(${value}.length, ${t.max}, ${prefixSize(t.max)}); for (const ${item} of ${value}) ${writeExpr(t.of, item, table, depth + 1)}`
+      return `w.count(${value}.length, ${t.max}, ${prefixSize(t.max)}); for (const ${item} of ${value}) { ${writeExpr(t.of, item, table, depth + 1)} }`
     }
   }
 }

@@ -58,7 +58,7 @@ export class Reader {
   bytes(max: number, prefix: number): Uint8Array {
     const n = this.length(max, prefix)
     const at = this.take(n)
-    return Uint8Array.prototype.slice.call(this.buf, at, at + n)
+    return new Uint8Array(this.buf.subarray(at, at + n))
   }
 
   array<T>(max: number, prefix: number, item: () => T): T[] {
@@ -104,6 +104,7 @@ export class Writer {
     this.off = Math.min(this.off, length)
   }
 
+  /** Reserves n bytes and returns their offset. May replace this.buf: read it after calling. */
   private room(n: number): number {
     const at = this.off
     if (at + n > this.buf.length) {
@@ -115,16 +116,46 @@ export class Writer {
     return at
   }
 
-  u8(v: number): void { this.buf.writeUInt8(v, this.room(1)) }
-  i8(v: number): void { this.buf.writeInt8(v, this.room(1)) }
-  u16(v: number): void { this.buf.writeUInt16LE(v, this.room(2)) }
-  i16(v: number): void { this.buf.writeInt16LE(v, this.room(2)) }
-  u32(v: number): void { this.buf.writeUInt32LE(v, this.room(4)) }
-  i32(v: number): void { this.buf.writeInt32LE(v, this.room(4)) }
-  u64(v: bigint): void { this.buf.writeBigUInt64LE(v, this.room(8)) }
-  i64(v: bigint): void { this.buf.writeBigInt64LE(v, this.room(8)) }
-  f32(v: number): void { this.buf.writeFloatLE(v, this.room(4)) }
-  f64(v: number): void { this.buf.writeDoubleLE(v, this.room(8)) }
+  u8(v: number): void {
+    const at = this.room(1)
+    this.buf.writeUInt8(v, at)
+  }
+  i8(v: number): void {
+    const at = this.room(1)
+    this.buf.writeInt8(v, at)
+  }
+  u16(v: number): void {
+    const at = this.room(2)
+    this.buf.writeUInt16LE(v, at)
+  }
+  i16(v: number): void {
+    const at = this.room(2)
+    this.buf.writeInt16LE(v, at)
+  }
+  u32(v: number): void {
+    const at = this.room(4)
+    this.buf.writeUInt32LE(v, at)
+  }
+  i32(v: number): void {
+    const at = this.room(4)
+    this.buf.writeInt32LE(v, at)
+  }
+  u64(v: bigint): void {
+    const at = this.room(8)
+    this.buf.writeBigUInt64LE(v, at)
+  }
+  i64(v: bigint): void {
+    const at = this.room(8)
+    this.buf.writeBigInt64LE(v, at)
+  }
+  f32(v: number): void {
+    const at = this.room(4)
+    this.buf.writeFloatLE(v, at)
+  }
+  f64(v: number): void {
+    const at = this.room(8)
+    this.buf.writeDoubleLE(v, at)
+  }
   bool(v: boolean): void { this.u8(v ? 1 : 0) }
 
   count(n: number, max: number, prefix: number): void {
@@ -136,12 +167,14 @@ export class Writer {
   string(s: string, max: number, prefix: number): void {
     const n = Buffer.byteLength(s, 'utf8')
     this.count(n, max, prefix)
-    this.buf.write(s, this.room(n), n, 'utf8')
+    const at = this.room(n)
+    this.buf.write(s, at, n, 'utf8')
   }
 
   bytes(b: Uint8Array, max: number, prefix: number): void {
     this.count(b.length, max, prefix)
-    this.buf.set(b, this.room(b.length))
+    const at = this.room(b.length)
+    this.buf.set(b, at)
   }
 
   /** Starts a frame: reserves the u32 length, writes the u16 type id. Returns its start. */

@@ -38,6 +38,7 @@ describe('good specs', () => {
     join(fixtures, 'good', 'all-types.yaml'),
     join(import.meta.dirname, '..', 'examples', 'chat', 'chat.yaml'),
     join(import.meta.dirname, '..', 'examples', 'echo', 'echo.yaml'),
+    join(import.meta.dirname, '..', 'native-template', 'locks.yaml'),
   ]
   it.each(good)('%s has no diagnostics', (file) => {
     const r = validateSpecFile(file)

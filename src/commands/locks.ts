@@ -2,9 +2,8 @@ import {Args, Command, Flags} from '@oclif/core'
 
 import {formatText, makeReport} from '../diagnostics/format.js'
 import {checkLockGraph} from '../locks/check.js'
-import {buildLockGraph} from '../locks/graph.js'
 import {type GraphFormat, type GraphView, renderGraph, viewOf} from '../locks/render.js'
-import {validateSpecFile} from '../spec/validate.js'
+import {coreLockModel, lockGraphOf, validateSpecFile} from '../spec/validate.js'
 
 export default class Locks extends Command {
   static override summary = 'Print the lock graph of a spec: which lock is taken while which is held, and by whom.'
@@ -25,6 +24,7 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
 
   static override flags = {
     format: Flags.option({description: 'output format', options: ['text', 'dot', 'mermaid', 'json'] as const, default: 'text'})(),
+    core: Flags.boolean({description: "include the native core's own locks (they are always part of the check)", default: false, allowNo: true}),
   }
 
   async run(): Promise<GraphView & {diagnostics: unknown[]}> {
@@ -37,7 +37,8 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
       return {locks: [], edges: [], diagnostics: result.diagnostics}
     }
     if (!result.ok) process.exitCode = 1
-    const graph = buildLockGraph([result.spec])
+    const coreSpec = flags.core ? coreLockModel().spec : undefined
+    const graph = lockGraphOf(result.spec, coreSpec)
     const view = viewOf(graph, checkLockGraph(graph))
     const format: GraphFormat = flags.format
     if (this.jsonEnabled()) return {...view, diagnostics: lockDiagnostics}

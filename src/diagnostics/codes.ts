@@ -58,6 +58,7 @@ export const CODES = {
   E417: {severity: 'error', title: 'lock taken under a leaf lock'},
   E418: {severity: 'error', title: 'forbidden lock order used'},
   E419: {severity: 'error', title: 'operation calls itself'},
+  E420: {severity: 'error', title: 'name taken by the core'},
   // Warnings.
   W001: {severity: 'warning', title: 'unused type'},
   W002: {severity: 'warning', title: 'large pinned receive memory'},

@@ -16,7 +16,7 @@ const INT_RANGE: Record<string, [number, number]> = {
   i8: [-0x80, 0x7f], i16: [-0x8000, 0x7fff], i32: [-0x8000_0000, 0x7fff_ffff],
 }
 
-export function checkSpec(spec: Spec, source: SpecSource): Diagnostic[] {
+export function checkSpec(spec: Spec, source: SpecSource, core?: Spec): Diagnostic[] {
   const out: Diagnostic[] = []
   const file = spec.file
   const report = (code: Parameters<typeof diagnostic>[0], at: Position, message: string, hint?: string) =>
@@ -126,8 +126,9 @@ export function checkSpec(spec: Spec, source: SpecSource): Diagnostic[] {
   }
 
   // Locks: names and references (the deadlock check itself runs on the lock graph).
-  const lockNames = new Set(spec.locks.map((l) => l.name))
-  const opNames = new Set(spec.operations.map((o) => o.name))
+  // Specs may name the core's locks in their order and call the core's operations.
+  const lockNames = new Set([...spec.locks, ...(core?.locks ?? [])].map((l) => l.name))
+  const opNames = new Set([...spec.operations, ...(core?.operations ?? [])].map((o) => o.name))
   const usedLocks = new Set<string>()
   for (const l of spec.locks) name(l.name, 'lock', l.at)
   for (const o of spec.operations) name(o.name, 'operation', o.at)

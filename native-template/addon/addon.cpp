@@ -214,7 +214,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
       const uint32_t len = get32(p + 8);
       p += 12;
       if (uint32_t(end - p) < len) break;
-      if (!engine_->send(h, p, len)) ++rejected;
+      if (!engine_->send(h, p, len, 1)) ++rejected;
       p += len;
     }
     return Napi::Number::New(env, rejected);
@@ -230,7 +230,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     uint32_t ok = 0;
     for (size_t i = 0; i + 8 <= handles.Length(); i += 8) {
       const Handle h{get32(handles.Data() + i), get32(handles.Data() + i + 4)};
-      if (engine_->send(h, frame.Data(), frame.Length())) ++ok;
+      if (engine_->send(h, frame.Data(), frame.Length(), 1)) ++ok;
     }
     return Napi::Number::New(env, ok);
   }

@@ -1,0 +1,476 @@
+// io_uring backend (built when IOCPGEN_HAVE_URING). One ring per worker.
+// Only the owning worker touches its ring: io_uring ties requests (and their
+// task_work, which interrupts blocking syscalls) to the submitting thread, so
+// other threads never submit. They queue posts in the ring's inbox and write
+// the ring's eventfd; the owner drains the inbox before each batch submit.
+// Sockets belong to the ring of the worker that accepted them, so the common
+// path (recv re-post, echo send) never crosses threads.
+// Sends of one socket are serialised (one SQE in flight, the rest queued on
+// the socket) so stream order holds and short sends are finished in place.
+// Receives too: the kernel does not promise to fill two pending recvs of a
+// socket in submission order, and the engine orders data by post order.
+#ifdef IOCPGEN_HAVE_URING
+#include <liburing.h>
+#include <netdb.h>
+#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "port.h"
+
+namespace iocpgen {
+namespace {
+
+constexpr uint64_t kIgnore = 0;  // cancel requests' own CQEs
+constexpr uint64_t kNudge = 1;   // read on the ring's eventfd completed
+constexpr uint64_t kMultiAccept = 2;  // the ring's multishot accept
+constexpr int kStash = 64;       // accepted sockets waiting for a posted accept
+
+struct Ring {
+  io_uring ring;
+  bool inited = false;
+  int efd = -1;
+  uint64_t efd_buf = 0;     // owner only
+  bool efd_armed = false;   // owner only
+  IoQueue synth;            // owner only: completions made without a CQE
+  // Multishot accept (owner only): one SQE per ring feeds the posted accept
+  // contexts; sockets accepted while none is posted wait in the stash.
+  bool ms_supported = true;
+  bool ms_armed = false;
+  bool ms_seen = false;     // a multishot accept has succeeded on this ring
+  IoQueue accept_waiters;
+  int stash[kStash];
+  int stash_n = 0;
+  RankedMutex mu{LockRank::port_ring};
+  IoQueue inbox GUARDED_BY(mu);  // posts from other threads (io->backend = socket)
+  uint32_t wakes GUARDED_BY(mu) = 0;
+  std::atomic<bool> has_inbox{false};
+};
+
+class UringPort final : public Port {
+ public:
+  ~UringPort() override {
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    for (int i = 0; i < n_; ++i) {
+      for (int k = 0; k < rings_[i].stash_n; ++k) ::close(rings_[i].stash[k]);
+      if (rings_[i].inited) io_uring_queue_exit(&rings_[i].ring);
+      if (rings_[i].efd >= 0) ::close(rings_[i].efd);
+    }
+  }
+  const char* name() const override { return "uring"; }
+
+  bool open(const EngineConfig& cfg, std::string* why) override {
+    // Created on a helper thread: the creating task gets io_uring task state,
+    // and task_work aimed at it interrupts that thread's timed blocking calls
+    // (EINTR). Keep the application's thread out of it.
+    bool ok = false;
+    std::thread([&] { ok = create_rings(cfg, why); }).join();
+    return ok;
+  }
+
+  bool create_rings(const EngineConfig& cfg, std::string* why) {
+    n_ = cfg.workers < 1 ? 1 : cfg.workers;
+    rings_.reset(new Ring[n_]);
+    // IOCPGEN_URING_MULTISHOT=0 forces single-shot accepts (tests both paths).
+    const char* ms = getenv("IOCPGEN_URING_MULTISHOT");
+    if (ms && ms[0] == '0')
+      for (int i = 0; i < n_; ++i) rings_[i].ms_supported = false;
+    for (int i = 0; i < n_; ++i) {
+      io_uring_params p{};
+      p.flags = IORING_SETUP_CQSIZE;
+      p.cq_entries = 16384;
+      int rc = io_uring_queue_init_params(1024, &rings_[i].ring, &p);
+      if (rc < 0) {
+        if (why) *why = std::string("io_uring_queue_init: ") + strerror(-rc);
+        return false;
+      }
+      rings_[i].inited = true;
+      // NODROP: CQ overflow is buffered, never lost. EXT_ARG: timed waits
+      // without a timeout SQE.
+      if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
+        if (why) *why = "kernel lacks IORING_FEAT_NODROP/EXT_ARG";
+        return false;
+      }
+      rings_[i].efd = eventfd(0, EFD_CLOEXEC);
+      if (rings_[i].efd < 0) {
+        if (why) *why = std::string("eventfd: ") + strerror(errno);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound,
+              std::string* why) override {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    addrinfo* res = nullptr;
+    char portbuf[8];
+    snprintf(portbuf, sizeof portbuf, "%u", unsigned(port));
+    int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), portbuf, &hints, &res);
+    if (rc != 0) {
+      if (why) *why = std::string("getaddrinfo: ") + gai_strerror(rc);
+      return false;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+      if (why) *why = std::string("socket/bind/listen: ") + strerror(errno);
+      if (fd >= 0) ::close(fd);
+      freeaddrinfo(res);
+      return false;
+    }
+    freeaddrinfo(res);
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl);
+    char text[64];
+    net::format_peer(&ss, text, sizeof text, bound);
+    listen_fd_ = fd;
+    return true;
+  }
+
+  bool associate(SocketContext* sc) override {
+    // Owned by the ring of the worker that accepted it: its posts stay local.
+    int w = current_worker();
+    sc->port.ring = w >= 0 ? w % n_ : int(sc->self.index % uint32_t(n_));
+    sc->port.registered = true;
+    sc->port.cancelled = false;
+    sc->port.send_inflight = false;
+    sc->port.recv_inflight = false;
+    sc->port.send_q = IoQueue{};
+    sc->port.recv_q = IoQueue{};
+    return true;
+  }
+
+  bool post_accept(IoContext* io) override {
+    int w = current_worker();
+    int r = w >= 0 ? w % n_ : int(next_ring_.fetch_add(1) % uint32_t(n_));
+    io->backend = nullptr;
+    return post(r, io);
+  }
+  bool post_recv(SocketContext* sc, IoContext* io) override {
+    io->backend = sc;
+    return post(sc->port.ring, io);
+  }
+  bool post_send(SocketContext* sc, IoContext* io) override {
+    io->backend = sc;
+    return post(sc->port.ring, io);
+  }
+  bool post_disconnect(SocketContext* sc, IoContext* io) override {
+    net::shutdown_both(sc->sock);
+    io->backend = sc;
+    return post(sc->port.ring, io);
+  }
+
+  // The engine has already shut the socket down, which completes everything
+  // in flight promptly. The owner also issues an explicit cancel.
+  void cancel(SocketContext* sc) override {
+    int r = sc->port.ring;
+    if (current_worker() != r) return;
+    Ring& ring = rings_[r];
+    drain_inbox(ring, r);  // keep post -> cancel order
+    sc->port.cancelled = true;
+    while (IoContext* io = sc->port.send_q.pop()) synth(ring, io, kIoCanceled);
+    while (IoContext* io = sc->port.recv_q.pop()) synth(ring, io, kIoCanceled);
+    io_uring_sqe* sqe = get_sqe(ring);
+    io_uring_prep_cancel_fd(sqe, sc->sock, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, kIgnore);
+  }
+
+  void cancel_accepts() override {
+    accepts_cancelled_.store(true);
+    // Shutting a listening socket down fails its pending accepts (EINVAL).
+    if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
+    for (int r = 0; r < n_; ++r) kick(rings_[r]);
+  }
+
+  size_t dequeue(int worker, Completion* out, size_t max, int timeout_ms) override {
+    t_worker_ = worker;
+    t_port_ = this;
+    const int r = worker % n_;
+    Ring& ring = rings_[r];
+    if (!ring.efd_armed) arm_efd(ring);
+    drain_inbox(ring, r);
+    bool woken = false;
+    size_t n = take_synth(ring, out, max, &woken);
+    if (n || woken) {
+      io_uring_submit(&ring.ring);
+      return n;
+    }
+    io_uring_cqe* cqe = nullptr;
+    if (timeout_ms < 0) {
+      io_uring_submit_and_wait(&ring.ring, 1);
+    } else {
+      io_uring_submit(&ring.ring);
+      __kernel_timespec ts;
+      ts.tv_sec = timeout_ms / 1000;
+      ts.tv_nsec = (timeout_ms % 1000) * 1000000LL;
+      io_uring_wait_cqe_timeout(&ring.ring, &cqe, &ts);
+    }
+    io_uring_cqe* cqes[64];
+    unsigned want = unsigned(max < 64 ? max : 64);
+    unsigned got = io_uring_peek_batch_cqe(&ring.ring, cqes, want);
+    for (unsigned i = 0; i < got; ++i) {
+      uint64_t ud = io_uring_cqe_get_data64(cqes[i]);
+      int res = cqes[i]->res;
+      if (ud == kIgnore) continue;
+      if (ud == kNudge) {
+        arm_efd(ring);
+        continue;
+      }
+      if (ud == kMultiAccept) {
+        if (IoContext* io = on_multishot_cqe(ring, res, (cqes[i]->flags & IORING_CQE_F_MORE) != 0))
+          out[n++] = Completion{io, 0};
+        continue;
+      }
+      IoContext* io = reinterpret_cast<IoContext*>(ud);
+      switch (io->kind) {
+        case OpKind::accept:
+          if (res >= 0) io->accept_sock = res;
+          out[n++] = Completion{io, res >= 0 ? 0 : int64_t(res)};
+          break;
+        case OpKind::send:
+          if (on_send_cqe(ring, io, res)) out[n++] = Completion{io, res < 0 ? int64_t(res) : int64_t(io->len)};
+          break;
+        case OpKind::recv:
+          on_recv_cqe(ring, io);
+          out[n++] = Completion{io, res};
+          break;
+        default:
+          out[n++] = Completion{io, res};
+          break;
+      }
+    }
+    io_uring_cq_advance(&ring.ring, got);
+    drain_inbox(ring, r);
+    if (n < max) n += take_synth(ring, out + n, max - n, &woken);
+    return n;
+  }
+
+  void wake(int worker) override {
+    Ring& ring = rings_[worker % n_];
+    {
+      LockGuard g(ring.mu);
+      ++ring.wakes;
+    }
+    kick(ring);
+  }
+
+ private:
+  int current_worker() const { return t_port_ == this ? t_worker_ : -1; }
+
+  static void kick(Ring& ring) {
+    uint64_t one = 1;
+    ssize_t w = ::write(ring.efd, &one, sizeof one);
+    (void)w;
+  }
+
+  bool post(int r, IoContext* io) {
+    Ring& ring = rings_[r];
+    if (current_worker() == r) {
+      drain_inbox(ring, r);  // earlier cross-thread posts go first
+      prep(ring, io);
+      return true;  // submitted with the next batch
+    }
+    {
+      LockGuard g(ring.mu);
+      ring.inbox.push(io);
+      ring.has_inbox.store(true, std::memory_order_release);
+    }
+    kick(ring);
+    return true;
+  }
+
+  void drain_inbox(Ring& ring, int) {
+    if (!ring.has_inbox.load(std::memory_order_acquire)) return;
+    IoQueue q;
+    {
+      LockGuard g(ring.mu);
+      ring.inbox.splice_to(q);
+      ring.has_inbox.store(false, std::memory_order_relaxed);
+    }
+    while (IoContext* io = q.pop()) prep(ring, io);
+  }
+
+  // Owner only.
+  void prep(Ring& ring, IoContext* io) {
+    SocketContext* sc = static_cast<SocketContext*>(io->backend);
+    switch (io->kind) {
+      case OpKind::accept: {
+        if (accepts_cancelled_.load() || listen_fd_ < 0) return synth(ring, io, kIoCanceled);
+        if (ring.ms_supported) {
+          if (ring.stash_n > 0) {
+            int fd = ring.stash[0];
+            memmove(ring.stash, ring.stash + 1, sizeof(int) * size_t(--ring.stash_n));
+            fill_accept(io, fd);
+            return synth(ring, io, 0);
+          }
+          ring.accept_waiters.push(io);
+          if (!ring.ms_armed) arm_multishot(ring);
+          return;
+        }
+        io->peer_addr_len = sizeof io->peer_addr;
+        io_uring_sqe* sqe = get_sqe(ring);
+        io_uring_prep_accept(sqe, listen_fd_, reinterpret_cast<sockaddr*>(io->peer_addr),
+                             reinterpret_cast<socklen_t*>(&io->peer_addr_len), SOCK_CLOEXEC);
+        io_uring_sqe_set_data(sqe, io);
+        return;
+      }
+      case OpKind::recv:
+        if (sc->port.cancelled) return synth(ring, io, kIoCanceled);
+        if (sc->port.recv_inflight) return sc->port.recv_q.push(io);
+        sc->port.recv_inflight = true;
+        return prep_recv(ring, sc, io);
+      case OpKind::send:
+        if (sc->port.cancelled) return synth(ring, io, kIoCanceled);
+        if (sc->port.send_inflight) return sc->port.send_q.push(io);
+        sc->port.send_inflight = true;
+        return prep_send(ring, sc, io);
+      case OpKind::disconnect:
+        return synth(ring, io, 0);
+      case OpKind::none:
+        break;
+    }
+  }
+
+  static void fill_accept(IoContext* io, int fd) {
+    io->accept_sock = fd;
+    socklen_t sl = sizeof io->peer_addr;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(io->peer_addr), &sl) != 0) sl = 0;
+    io->peer_addr_len = int(sl);
+  }
+
+  void arm_multishot(Ring& ring) {
+    io_uring_sqe* sqe = get_sqe(ring);
+    io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, kMultiAccept);
+    ring.ms_armed = true;
+  }
+
+  // Owner only. Returns the accept context to complete, if any.
+  IoContext* on_multishot_cqe(Ring& ring, int res, bool more) {
+    IoContext* done = nullptr;
+    if (res >= 0) {
+      ring.ms_seen = true;
+      if ((done = ring.accept_waiters.pop()) != nullptr) {
+        fill_accept(done, res);
+      } else if (ring.stash_n < kStash) {
+        ring.stash[ring.stash_n++] = res;
+      } else {
+        ::close(res);  // overload: more accepted than the engine takes
+      }
+    }
+    if (more) return done;
+    ring.ms_armed = false;
+    if (res == -EINVAL && !ring.ms_seen) {
+      // Kernel without multishot accept: single-shot from now on.
+      ring.ms_supported = false;
+      while (IoContext* io = ring.accept_waiters.pop()) prep(ring, io);
+    } else if (accepts_cancelled_.load()) {
+      while (IoContext* io = ring.accept_waiters.pop()) synth(ring, io, kIoCanceled);
+      for (int k = 0; k < ring.stash_n; ++k) ::close(ring.stash[k]);
+      ring.stash_n = 0;
+    } else if (!ring.accept_waiters.empty()) {
+      arm_multishot(ring);  // ended (e.g. EMFILE): keep the backlog alive
+    }
+    return done;
+  }
+
+  void prep_recv(Ring& ring, SocketContext* sc, IoContext* io) {
+    io_uring_sqe* sqe = get_sqe(ring);
+    io_uring_prep_recv(sqe, sc->sock, io->buf, io->len, 0);
+    io_uring_sqe_set_data(sqe, io);
+  }
+
+  // Owner only: start the socket's next queued recv.
+  void on_recv_cqe(Ring& ring, IoContext* io) {
+    SocketContext* sc = static_cast<SocketContext*>(io->backend);
+    if (IoContext* next = sc->port.recv_q.pop()) {
+      prep_recv(ring, sc, next);
+    } else {
+      sc->port.recv_inflight = false;
+    }
+  }
+
+  void prep_send(Ring& ring, SocketContext* sc, IoContext* io) {
+    io_uring_sqe* sqe = get_sqe(ring);
+    io_uring_prep_send(sqe, sc->sock, io->buf + io->off, io->len - io->off, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(sqe, io);
+  }
+
+  static io_uring_sqe* get_sqe(Ring& ring) {
+    io_uring_sqe* sqe;
+    while ((sqe = io_uring_get_sqe(&ring.ring)) == nullptr) io_uring_submit(&ring.ring);
+    return sqe;
+  }
+
+  static void arm_efd(Ring& ring) {
+    io_uring_sqe* sqe = get_sqe(ring);
+    io_uring_prep_read(sqe, ring.efd, &ring.efd_buf, sizeof ring.efd_buf, 0);
+    io_uring_sqe_set_data64(sqe, kNudge);
+    ring.efd_armed = true;
+  }
+
+  static void synth(Ring& ring, IoContext* io, int64_t res) {
+    io->result = res;
+    ring.synth.push(io);
+  }
+
+  // Owner only. true when the send op is finished.
+  bool on_send_cqe(Ring& ring, IoContext* io, int res) {
+    SocketContext* sc = static_cast<SocketContext*>(io->backend);
+    if (res > 0 && io->off + uint32_t(res) < io->len && !sc->port.cancelled) {
+      io->off += uint32_t(res);  // short send: finish it before the next one
+      prep_send(ring, sc, io);
+      return false;
+    }
+    if (res > 0) io->off = io->len;
+    if (IoContext* next = sc->port.send_q.pop()) {
+      prep_send(ring, sc, next);
+    } else {
+      sc->port.send_inflight = false;
+    }
+    return true;
+  }
+
+  size_t take_synth(Ring& ring, Completion* out, size_t max, bool* woken) {
+    size_t n = 0;
+    while (n < max && !ring.synth.empty()) {
+      IoContext* io = ring.synth.pop();
+      out[n++] = Completion{io, io->result};
+    }
+    if (n == 0) {
+      LockGuard g(ring.mu);
+      if (ring.wakes > 0) {
+        --ring.wakes;
+        *woken = true;
+      }
+    }
+    return n;
+  }
+
+  int n_ = 0;
+  std::unique_ptr<Ring[]> rings_;
+  int listen_fd_ = -1;  // set before workers start, closed in the destructor
+  std::atomic<bool> accepts_cancelled_{false};
+  std::atomic<uint32_t> next_ring_{0};
+  static thread_local int t_worker_;
+  static thread_local const UringPort* t_port_;
+};
+
+thread_local int UringPort::t_worker_ = -1;
+thread_local const UringPort* UringPort::t_port_ = nullptr;
+
+}  // namespace
+
+std::unique_ptr<Port> make_uring_port() { return std::unique_ptr<Port>(new UringPort()); }
+
+}  // namespace iocpgen
+#endif  // IOCPGEN_HAVE_URING

@@ -1,0 +1,44 @@
+// Engine configuration. Generated servers fill it from a generated header;
+// tests fill it directly.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace iocpgen {
+
+enum class BackendChoice { automatic, uring, epoll, iocp };
+
+// Allowed payload length (bytes after the 2-byte type id) for one type id.
+struct MessageSpec {
+  uint16_t type;
+  uint32_t min_payload;
+  uint32_t max_payload;
+};
+
+struct EngineConfig {
+  int workers = 2;
+  int accept_backlog = 16;        // accepts kept posted at all times
+  int listen_backlog = 1024;
+  uint32_t max_connections = 1024;
+  uint32_t io_contexts = 0;       // 0: derived from connections and depths
+  uint32_t buffer_size = 16384;   // bytes per I/O context
+  uint32_t recv_depth = 1;        // receives posted per connection
+  uint32_t send_depth = 2;        // sends posted per connection; more are queued
+  uint32_t max_frame = 65536;     // whole frame including the 6-byte header
+  size_t send_queue_limit = 1u << 20;  // queued (unposted) bytes before slow_consumer
+  bool zero_byte_recv = false;    // IOCP only: 0-byte reads so idle sockets hold no buffer
+  bool socket_reuse = false;      // IOCP only: DisconnectEx(TF_REUSE_SOCKET) + reuse_socket()
+  std::string host = "0.0.0.0";
+  uint16_t port = 0;              // 0: ephemeral, see Engine::port()
+  BackendChoice backend = BackendChoice::automatic;
+  std::vector<MessageSpec> messages;  // known type ids; others close the connection
+
+  uint32_t effective_io_contexts() const {
+    if (io_contexts) return io_contexts;
+    return max_connections * (recv_depth + send_depth + 2) + (uint32_t)accept_backlog;
+  }
+};
+
+}  // namespace iocpgen

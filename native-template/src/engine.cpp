@@ -1,0 +1,650 @@
+#include "engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#ifndef _WIN32
+#include <netinet/tcp.h>
+#endif
+
+namespace iocpgen {
+
+const char* close_reason_name(CloseReason r) {
+  switch (r) {
+    case CloseReason::none: return "none";
+    case CloseReason::peer_closed: return "peer_closed";
+    case CloseReason::reset: return "reset";
+    case CloseReason::io_error: return "io_error";
+    case CloseReason::bad_frame_too_large: return "bad_frame_too_large";
+    case CloseReason::bad_frame_too_short: return "bad_frame_too_short";
+    case CloseReason::bad_frame_unknown_type: return "bad_frame_unknown_type";
+    case CloseReason::bad_frame_length: return "bad_frame_length";
+    case CloseReason::slow_consumer: return "slow_consumer";
+    case CloseReason::pool_exhausted: return "pool_exhausted";
+    case CloseReason::server_shutdown: return "server_shutdown";
+    case CloseReason::local_close: return "local_close";
+    case CloseReason::count_: break;
+  }
+  return "?";
+}
+
+namespace {
+
+CloseReason reason_for(FrameError e) {
+  switch (e) {
+    case FrameError::too_large: return CloseReason::bad_frame_too_large;
+    case FrameError::too_short: return CloseReason::bad_frame_too_short;
+    case FrameError::unknown_type: return CloseReason::bad_frame_unknown_type;
+    case FrameError::bad_length: return CloseReason::bad_frame_length;
+    case FrameError::none: break;
+  }
+  return CloseReason::io_error;
+}
+
+CloseReason reason_for_result(int64_t res) {
+  if (res == 0) return CloseReason::peer_closed;
+  if (res == kIoReset || res == kIoConnAborted || res == kIoPipe) return CloseReason::reset;
+  return CloseReason::io_error;
+}
+
+// Abortive close for clients we throw out: no lingering unsent data.
+bool abortive(CloseReason r) {
+  switch (r) {
+    case CloseReason::bad_frame_too_large:
+    case CloseReason::bad_frame_too_short:
+    case CloseReason::bad_frame_unknown_type:
+    case CloseReason::bad_frame_length:
+    case CloseReason::slow_consumer:
+    case CloseReason::pool_exhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// Collects the frames of one completion and hands them to the sink together.
+class Engine::Batch final : public FrameHandler {
+ public:
+  Batch(Engine* e, SocketContext* sc) : e_(e), conn_(sc->self) {}
+  void frame(uint16_t type, const uint8_t* payload, uint32_t len) override {
+    if (n_ == kMax) flush();
+    views_[n_++] = FrameView{conn_, type, payload, len};
+  }
+  void flush() override {
+    if (!n_) return;
+    e_->frames_in_.fetch_add(n_, std::memory_order_relaxed);
+    e_->sink_->on_frames(views_, n_);
+    n_ = 0;
+  }
+
+ private:
+  static constexpr size_t kMax = 64;
+  Engine* e_;
+  Handle conn_;
+  FrameView views_[kMax];
+  size_t n_ = 0;
+};
+
+Engine::Engine(const EngineConfig& cfg, FrameSink* sink) : cfg_(cfg), sink_(sink) {
+  if (cfg_.workers < 1) cfg_.workers = 1;
+  if (cfg_.recv_depth < 1) cfg_.recv_depth = 1;
+  if (cfg_.send_depth < 1) cfg_.send_depth = 1;
+  if (cfg_.buffer_size < 64) cfg_.buffer_size = 64;
+  if (cfg_.max_connections < 1) cfg_.max_connections = 1;
+  table_.reset(new MessageTable(cfg_.messages));
+  const uint32_t nio = cfg_.effective_io_contexts();
+  const size_t bs = cfg_.buffer_size;
+  // Zeroed once so every buffer starts clean; returns are re-zeroed.
+  slab_.reset(new uint8_t[size_t(nio) * bs]());
+  uint8_t* slab = slab_.get();
+  ios_.reset(new Pool<IoContext>(nio, [slab, bs](IoContext& io, uint32_t i) {
+    io.buf = slab + size_t(i) * bs;
+    io.cap = uint32_t(bs);
+  }));
+  const MessageTable* table = table_.get();
+  const uint32_t max_frame = cfg_.max_frame;
+  sockets_.reset(new Pool<SocketContext>(cfg_.max_connections, [table, max_frame](SocketContext& sc, uint32_t) {
+    sc.decoder.init(max_frame, table);
+  }));
+}
+
+Engine::~Engine() { stop(); }
+
+const char* Engine::backend_name() const { return port_ ? port_->name() : "none"; }
+
+bool Engine::start(std::string* why) {
+  LockGuard g(life_mu_);
+  if (started_) {
+    if (why) *why = "already started";
+    return false;
+  }
+  std::string chosen;
+  port_ = make_port(cfg_, &chosen);
+  if (!port_) {
+    if (why) *why = chosen;
+    return false;
+  }
+  if (!port_->listen(cfg_.host, cfg_.port, cfg_.listen_backlog, &bound_port_, why)) {
+    port_.reset();
+    return false;
+  }
+  started_ = true;
+  accepting_.store(true);
+  for (int i = 0; i < cfg_.workers; ++i) workers_.emplace_back([this, i] { worker_main(i); });
+  for (int i = 0; i < cfg_.accept_backlog; ++i) {
+    IoContext* io = acquire_io();
+    if (!io) break;
+    io->kind = OpKind::accept;
+    accepts_outstanding_.fetch_add(1);
+    if (!port_->post_accept(io)) {
+      accepts_outstanding_.fetch_sub(1);
+      release_io(io);
+    }
+  }
+  return true;
+}
+
+void Engine::stop() {
+  LockGuard g(life_mu_);
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  // 1. No new connections; posted accepts complete as cancelled.
+  accepting_.store(false);
+  port_->cancel_accepts();
+  // 2. Close every client. A connection set up concurrently sees
+  //    accepting_ == false and closes itself.
+  for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
+    Handle h = sockets_->current(i);
+    if (h.valid()) close(h, CloseReason::server_shutdown);
+  }
+  // 3. Wait until every posted op has completed and every slot is back.
+  //    Never give up: freeing with ops in flight would be a use-after-free.
+  auto t0 = std::chrono::steady_clock::now();
+  int warned = 0;
+  while (sockets_->in_use() > 0 || accepts_outstanding_.load() > 0) {
+    auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0);
+    if (waited.count() >= 10 * (warned + 1)) {
+      ++warned;
+      fprintf(stderr, "iocpgen: stop: still waiting for %u connections / %d accepts after %llds\n",
+              sockets_->in_use(), accepts_outstanding_.load(), (long long)waited.count());
+      dump(stderr);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // 4. Wake each worker; they see quit_ and return.
+  quit_.store(true);
+  for (int i = 0; i < (int)workers_.size(); ++i) port_->wake(i);
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+  port_.reset();
+}
+
+void Engine::worker_main(int worker) {
+  Completion batch[64];
+  while (!quit_.load(std::memory_order_acquire)) {
+    size_t n = port_->dequeue(worker, batch, 64, -1);
+    for (size_t i = 0; i < n; ++i) dispatch(batch[i]);
+  }
+}
+
+void Engine::dispatch(const Completion& c) {
+  switch (c.io->kind) {
+    case OpKind::accept: on_accept(c.io, c.result); break;
+    case OpKind::recv: on_recv(c.io, c.result); break;
+    case OpKind::send: on_send(c.io, c.result); break;
+    case OpKind::disconnect: on_disconnect(c.io, c.result); break;
+    case OpKind::none:
+      assert(false && "completion for an idle io context");
+      break;
+  }
+}
+
+IoContext* Engine::acquire_io() {
+  Handle h = ios_->acquire();
+  if (!h.valid()) return nullptr;
+  IoContext* io = ios_->slot(h.index);
+  io->self = h;
+  return io;
+}
+
+void Engine::release_io(IoContext* io) { ios_->release(io->self); }
+
+// ---- accept ---------------------------------------------------------------
+
+void Engine::on_accept(IoContext* io, int64_t res) {
+  socket_t s = io->accept_sock;
+  io->accept_sock = kInvalidSocket;
+  if (res >= 0 && s != kInvalidSocket) {
+    if (accepting_.load()) {
+      setup_connection(s, io);
+    } else {
+      net::close_socket(s);
+    }
+  } else {
+    if (s != kInvalidSocket) net::close_socket(s);
+    if (res != kIoCanceled) accept_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Re-post (also after errors) so the accept backlog never drains.
+  if (accepting_.load() && port_->post_accept(io)) return;
+  release_io(io);
+  accepts_outstanding_.fetch_sub(1);
+}
+
+void Engine::setup_connection(socket_t s, const IoContext* aio) {
+  Handle h = sockets_->acquire();
+  if (!h.valid()) {
+    // Refuse: RST at once so the client learns quickly. Count first so the
+    // count is visible by the time the client sees the reset.
+    count_close(CloseReason::pool_exhausted);
+    net::set_linger_zero(s);
+    net::close_socket(s);
+    return;
+  }
+  int one = 1;
+  ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof one);
+  SocketContext* sc = sockets_->slot(h.index);
+  {
+    LockGuard g(sc->mu);
+    {
+      LockGuard pg(sc->port.mu);
+      sc->sock = s;
+      sc->port.recv_q = IoQueue{};
+      sc->port.send_q = IoQueue{};
+      sc->port.cancelled = false;
+      sc->port.registered = false;
+      sc->port.send_inflight = false;
+      sc->port.ring = 0;
+      sc->port.extra = nullptr;
+    }
+    sc->self = h;
+    sc->peer_port = 0;
+    sc->peer[0] = 0;
+    if (aio->peer_addr_len > 0) net::format_peer(aio->peer_addr, sc->peer, sizeof sc->peer, &sc->peer_port);
+    sc->close_reason = CloseReason::none;
+    sc->ops_head = nullptr;
+    sc->ops_count = 0;
+    sc->decoder.reset();
+    sc->rx_post_seq = sc->rx_next_seq = 0;
+    sc->rx_parked = nullptr;
+    sc->rx_busy = false;
+    sc->sendq.clear();
+    sc->sendq_head = 0;
+    sc->sends_posted = 0;
+    sc->announced = false;
+    sc->reusable = false;
+    // The "open" reference plus one held by this setup, so a concurrent
+    // close() from the sink cannot free the slot under us.
+    sc->outstanding.store(2);
+    sc->state.store(ConnState::open);
+  }
+  conn_current_.fetch_add(1, std::memory_order_relaxed);
+  conn_total_.fetch_add(1, std::memory_order_relaxed);
+  // Associate before on_open: the sink may send from on_open. Only announced
+  // connections get on_close.
+  if (!port_->associate(sc)) {
+    close_sc(sc, h, CloseReason::io_error);
+    release_ref(sc);
+    return;
+  }
+  sc->announced = true;
+  sink_->on_open(h, sc->peer, sc->peer_port);
+  if (!accepting_.load()) {
+    // Raced with stop(): it may have missed this slot.
+    close_sc(sc, h, CloseReason::server_shutdown);
+  } else {
+    for (uint32_t i = 0; i < cfg_.recv_depth; ++i) {
+      if (!post_recv_new(sc)) break;
+    }
+  }
+  release_ref(sc);  // the setup reference
+}
+
+// ---- posting ----------------------------------------------------------------
+
+bool Engine::post_locked(SocketContext* sc, IoContext* io) {
+  if (sc->state.load() != ConnState::open) return false;
+  io->owner = sc->self;
+  sc->outstanding.fetch_add(1);
+  sc->link_op(io);
+  bool ok = io->kind == OpKind::recv ? port_->post_recv(sc, io) : port_->post_send(sc, io);
+  if (!ok) {
+    sc->unlink_op(io);
+    sc->outstanding.fetch_sub(1);  // cannot reach zero: the open reference is held
+  }
+  return ok;
+}
+
+bool Engine::post_recv_new(SocketContext* sc) {
+  IoContext* io = acquire_io();
+  if (!io) {
+    close_sc(sc, Handle{}, CloseReason::pool_exhausted);
+    return false;
+  }
+  io->kind = OpKind::recv;
+  io->len = io->cap;
+  io->off = 0;
+  bool ok;
+  {
+    LockGuard g(sc->mu);
+    io->seq = sc->rx_post_seq;
+    ok = post_locked(sc, io);
+    if (ok) ++sc->rx_post_seq;
+  }
+  if (!ok) release_io(io);
+  return ok;
+}
+
+// ---- receive ----------------------------------------------------------------
+
+void Engine::on_recv(IoContext* io, int64_t res) {
+  SocketContext* sc = sockets_->slot(io->owner.index);
+  io->result = res;
+  Batch batch(this, sc);
+  uint32_t drops = 0;
+  {
+    LockGuard g(sc->mu);
+    sc->unlink_op(io);
+    // Park in seq order; with recv_depth > 1 completions may arrive out of order.
+    IoContext** p = &sc->rx_parked;
+    while (*p && (*p)->seq < io->seq) p = &(*p)->q_next;
+    io->q_next = *p;
+    *p = io;
+    if (sc->rx_busy) return;  // the busy thread will process it
+    sc->rx_busy = true;
+  }
+  for (;;) {
+    IoContext* next = nullptr;
+    {
+      LockGuard g(sc->mu);
+      if (sc->rx_parked && sc->rx_parked->seq == sc->rx_next_seq) {
+        next = sc->rx_parked;
+        sc->rx_parked = next->q_next;
+        next->q_next = nullptr;
+        ++sc->rx_next_seq;
+      } else {
+        sc->rx_busy = false;
+      }
+    }
+    if (!next) break;
+    process_recv(sc, next, batch);
+    ++drops;
+  }
+  // Only now: a drop may free sc.
+  while (drops--) release_ref(sc);
+}
+
+void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
+  int64_t res = io->result;
+  if (res <= 0) {
+    if (res != kIoCanceled) close_sc(sc, Handle{}, reason_for_result(res));
+    release_io(io);
+    return;
+  }
+  bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
+  io->mark_dirty(uint32_t(res));
+  if (sc->state.load() != ConnState::open) {
+    release_io(io);
+    return;
+  }
+  FrameError err = sc->decoder.feed(io->buf, size_t(res), batch);
+  batch.flush();
+  if (err != FrameError::none) {
+    close_sc(sc, Handle{}, reason_for(err));
+    release_io(io);
+    return;
+  }
+  // Re-post the same context; its reference carries over to the new op.
+  io->len = io->cap;
+  io->off = 0;
+  bool ok;
+  {
+    LockGuard g(sc->mu);
+    io->seq = sc->rx_post_seq;
+    ok = post_locked(sc, io);
+    if (ok) ++sc->rx_post_seq;
+  }
+  // A successful re-post took its own reference; the caller drops the old one.
+  if (!ok) release_io(io);
+}
+
+// ---- send -------------------------------------------------------------------
+
+bool Engine::send(Handle conn, const void* data, size_t len, uint32_t frames) {
+  Part p{static_cast<const uint8_t*>(data), len};
+  return send_parts(conn, &p, 1, frames);
+}
+
+bool Engine::send_frame(Handle conn, uint16_t type, const void* payload, uint32_t len) {
+  uint8_t hdr[kFrameHeader];
+  uint32_t l = len + 2;
+  hdr[0] = uint8_t(l); hdr[1] = uint8_t(l >> 8); hdr[2] = uint8_t(l >> 16); hdr[3] = uint8_t(l >> 24);
+  hdr[4] = uint8_t(type); hdr[5] = uint8_t(type >> 8);
+  Part parts[2] = {{hdr, kFrameHeader}, {static_cast<const uint8_t*>(payload), len}};
+  bool ok = send_parts(conn, parts, 2, 1);
+  return ok;
+}
+
+// Under sc->mu: moves up to one buffer of queued bytes into io for posting.
+void Engine::fill_send(SocketContext* sc, IoContext* io) {
+  const size_t n = std::min<size_t>(sc->queued(), io->cap);
+  memcpy(io->buf, sc->sendq.data() + sc->sendq_head, n);
+  io->kind = OpKind::send;
+  io->len = uint32_t(n);
+  io->off = 0;
+  io->mark_dirty(io->len);
+  sc->sendq_head += n;
+  if (sc->sendq_head == sc->sendq.size()) {
+    // Drained: give back the memory of a burst, keep a small queue's.
+    if (sc->sendq.capacity() > kKeepSendQueue) std::vector<uint8_t>().swap(sc->sendq);
+    else sc->sendq.clear();
+    sc->sendq_head = 0;
+  } else if (sc->sendq_head >= sc->sendq.size() / 2) {
+    sc->sendq.erase(sc->sendq.begin(), sc->sendq.begin() + std::ptrdiff_t(sc->sendq_head));
+    sc->sendq_head = 0;
+  }
+}
+
+bool Engine::send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t frames) {
+  SocketContext* sc = sockets_->slot(conn.index);
+  // Cheap early out; the handle is re-checked under the lock below.
+  if (!sc || sc->state.load() != ConnState::open) return false;
+  size_t total = 0;
+  for (size_t i = 0; i < nparts; ++i) total += parts[i].len;
+  if (!total) return true;
+
+  CloseReason close_for = CloseReason::none;
+  IoQueue failed;
+  {
+    LockGuard g(sc->mu);
+    if (sc->self != conn || sc->state.load() != ConnState::open) return false;
+    if (sc->queued() + total > cfg_.send_queue_limit) {
+      close_for = CloseReason::slow_consumer;
+    } else {
+      for (size_t i = 0; i < nparts; ++i) sc->sendq.insert(sc->sendq.end(), parts[i].data, parts[i].data + parts[i].len);
+      // Post while this connection has send contexts to spare; the rest waits in sendq
+      // and is posted from on_send as sends complete.
+      while (sc->queued() > 0 && sc->sends_posted < cfg_.send_depth) {
+        IoContext* io = acquire_io();
+        if (!io) {
+          // Only fatal when nothing is in flight to drain the queue later.
+          if (sc->sends_posted == 0) close_for = CloseReason::pool_exhausted;
+          break;
+        }
+        fill_send(sc, io);
+        if (post_locked(sc, io)) {
+          ++sc->sends_posted;
+        } else {
+          failed.push(io);
+          break;
+        }
+      }
+    }
+  }
+  while (IoContext* io = failed.pop()) release_io(io);
+  if (close_for != CloseReason::none) {
+    close_sc(sc, conn, close_for);
+    return false;
+  }
+  if (frames) frames_out_.fetch_add(frames, std::memory_order_relaxed);
+  return true;
+}
+
+void Engine::on_send(IoContext* io, int64_t res) {
+  SocketContext* sc = sockets_->slot(io->owner.index);
+  bool reposted = false;
+  {
+    LockGuard g(sc->mu);
+    sc->unlink_op(io);
+    --sc->sends_posted;
+    // Refill this context from the queue and post it again: no pool round trip.
+    if (res >= 0 && sc->state.load() == ConnState::open && sc->queued() > 0) {
+      fill_send(sc, io);
+      if (post_locked(sc, io)) {
+        ++sc->sends_posted;
+        reposted = true;
+      }
+    }
+  }
+  if (res >= 0) {
+    bytes_out_.fetch_add(uint64_t(res), std::memory_order_relaxed);
+  } else if (res != kIoCanceled) {
+    close_sc(sc, Handle{}, reason_for_result(res));
+  }
+  if (!reposted) release_io(io);
+  release_ref(sc);
+}
+
+void Engine::on_disconnect(IoContext* io, int64_t res) {
+  SocketContext* sc = sockets_->slot(io->owner.index);
+  {
+    LockGuard g(sc->mu);
+    sc->unlink_op(io);
+    sc->reusable = res == 0;
+  }
+  release_io(io);
+  release_ref(sc);
+}
+
+// ---- close ------------------------------------------------------------------
+
+bool Engine::close(Handle conn, CloseReason reason) {
+  SocketContext* sc = sockets_->slot(conn.index);
+  if (!sc || !conn.valid()) return false;
+  return close_sc(sc, conn, reason);
+}
+
+// expect invalid = caller already holds a reference to sc (a completion).
+bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
+  std::vector<uint8_t> unsent;  // freed after the lock is released
+  {
+    LockGuard g(sc->mu);
+    if (expect.valid() && sc->self != expect) return false;
+    if (sc->state.load() != ConnState::open) return false;  // exactly one closer
+    sc->state.store(ConnState::closing);
+    sc->close_reason = reason;
+    // Queued bytes were never posted; posted sends complete (or cancel) on their own.
+    unsent.swap(sc->sendq);
+    sc->sendq_head = 0;
+  }
+  count_close(reason);
+  // Socket reuse (IOCP DisconnectEx): graceful closes only.
+  const bool reuse = cfg_.socket_reuse && !abortive(reason) && port_->supports_socket_reuse();
+  if (abortive(reason)) net::set_linger_zero(sc->sock);
+  if (!reuse) net::shutdown_both(sc->sock);
+  port_->cancel(sc);
+  if (reuse && !post_disconnect(sc)) net::shutdown_both(sc->sock);
+  release_ref(sc);  // drop the open reference
+  return true;
+}
+
+// The only post made while closing; we still hold the open reference.
+bool Engine::post_disconnect(SocketContext* sc) {
+  IoContext* io = acquire_io();
+  if (!io) return false;
+  io->kind = OpKind::disconnect;
+  io->owner = sc->self;
+  bool ok;
+  {
+    LockGuard g(sc->mu);
+    sc->outstanding.fetch_add(1);
+    sc->link_op(io);
+    ok = port_->post_disconnect(sc, io);
+    if (!ok) {
+      sc->unlink_op(io);
+      sc->outstanding.fetch_sub(1);
+    }
+  }
+  if (!ok) release_io(io);
+  return ok;
+}
+
+void Engine::release_ref(SocketContext* sc) {
+  if (sc->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) finalize(sc);
+}
+
+// Runs exactly once per connection: on the thread whose decrement hit zero.
+void Engine::finalize(SocketContext* sc) {
+  Handle h;
+  CloseReason reason;
+  socket_t s;
+  {
+    LockGuard g(sc->mu);
+    assert(sc->ops_count == 0 && sc->rx_parked == nullptr);
+    h = sc->self;
+    reason = sc->close_reason;
+    sc->state.store(ConnState::closed);
+    LockGuard pg(sc->port.mu);
+    s = sc->sock;
+    sc->sock = kInvalidSocket;
+  }
+  bool reusable;
+  {
+    LockGuard g(sc->mu);
+    reusable = sc->reusable;
+    sc->reusable = false;
+  }
+  if (sc->announced) sink_->on_close(h, reason);
+  if (!reusable || !port_->reuse_socket(s)) net::close_socket(s);
+  conn_current_.fetch_sub(1, std::memory_order_relaxed);
+  {
+    LockGuard g(sc->mu);
+    sc->state.store(ConnState::free);
+  }
+  sockets_->release(h);
+}
+
+void Engine::dump(FILE* out) {
+  static const char* kinds[] = {"none", "accept", "recv", "send", "disconnect"};
+  for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
+    SocketContext* sc = sockets_->slot(i);
+    LockGuard g(sc->mu);
+    if (sc->state.load() == ConnState::free) continue;
+    fprintf(out, "conn %u/%u state=%d outstanding=%u sends_posted=%u queued=%zu rx_busy=%d ops:",
+            sc->self.index, sc->self.gen, int(sc->state.load()), sc->outstanding.load(), sc->sends_posted,
+            sc->queued(), int(sc->rx_busy));
+    for (IoContext* io = sc->ops_head; io; io = io->op_next)
+      fprintf(out, " %s(len=%u off=%u)", kinds[int(io->kind)], io->len, io->off);
+    fprintf(out, "\n");
+  }
+}
+
+EngineStats Engine::stats() {
+  EngineStats s;
+  s.connections_current = conn_current_.load();
+  s.connections_total = conn_total_.load();
+  s.socket_pool = PoolStats{sockets_->capacity(), sockets_->in_use(), sockets_->high_water()};
+  s.io_pool = PoolStats{ios_->capacity(), ios_->in_use(), ios_->high_water()};
+  s.bytes_in = bytes_in_.load();
+  s.bytes_out = bytes_out_.load();
+  s.frames_in = frames_in_.load();
+  s.frames_out = frames_out_.load();
+  s.accept_errors = accept_errors_.load();
+  for (size_t i = 0; i < static_cast<size_t>(CloseReason::count_); ++i) s.closes[i] = closes_[i].load();
+  return s;
+}
+
+}  // namespace iocpgen

@@ -1,0 +1,141 @@
+// Engine: pools, worker threads and the completion dispatch of the design,
+// over any Port backend.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.h"
+#include "frame.h"
+#include "io_context.h"
+#include "pool.h"
+#include "port.h"
+#include "socket_context.h"
+
+namespace iocpgen {
+
+// One decoded frame. payload is valid only during FrameSink::on_frames.
+struct FrameView {
+  Handle conn;
+  uint16_t type;
+  const uint8_t* payload;
+  uint32_t len;
+};
+
+// Called on worker threads. Frames of one connection arrive in order and
+// never concurrently; on_close is the last call for a handle.
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  virtual void on_open(Handle conn, const char* peer, uint16_t peer_port) {
+    (void)conn; (void)peer; (void)peer_port;
+  }
+  virtual void on_frames(const FrameView* frames, size_t count) = 0;
+  virtual void on_close(Handle conn, CloseReason reason) { (void)conn; (void)reason; }
+};
+
+struct PoolStats {
+  uint32_t capacity = 0;
+  uint32_t in_use = 0;
+  uint32_t high_water = 0;
+};
+
+struct EngineStats {
+  uint64_t connections_current = 0;
+  uint64_t connections_total = 0;
+  PoolStats socket_pool;
+  PoolStats io_pool;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  uint64_t frames_in = 0, frames_out = 0;
+  uint64_t accept_errors = 0;
+  uint64_t closes[static_cast<size_t>(CloseReason::count_)] = {};
+  uint64_t close_count(CloseReason r) const { return closes[static_cast<size_t>(r)]; }
+};
+
+class Engine {
+ public:
+  Engine(const EngineConfig& cfg, FrameSink* sink);
+  ~Engine();  // stop()
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Opens the port, listens, posts accept_backlog accepts, starts workers.
+  bool start(std::string* why);
+  // Graceful: stop accepting, close clients (server_shutdown), wait for every
+  // posted op to complete, wake and join workers. Idempotent.
+  void stop();
+
+  // Queues bytes for the connection and posts up to send_depth sends; the rest
+  // waits in the connection's byte queue (at most send_queue_limit bytes).
+  // `frames` is how many whole frames the bytes hold, for the stats. false:
+  // stale handle, connection closing, or the connection was closed for
+  // slow_consumer / pool_exhausted by this call.
+  bool send(Handle conn, const void* data, size_t len, uint32_t frames = 0);
+  bool send_frame(Handle conn, uint16_t type, const void* payload, uint32_t len);
+  // Starts closing; on_close follows once every posted op has completed.
+  bool close(Handle conn, CloseReason reason = CloseReason::local_close);
+
+  EngineStats stats();
+  // Diagnostics: one line per open connection with its posted ops.
+  void dump(FILE* out);
+  uint16_t port() const { return bound_port_; }
+  const char* backend_name() const;
+
+ private:
+  struct Part {
+    const uint8_t* data;
+    size_t len;
+  };
+  class Batch;
+
+  void worker_main(int worker);
+  void dispatch(const Completion& c);
+  void on_accept(IoContext* io, int64_t res);
+  void on_recv(IoContext* io, int64_t res);
+  void on_send(IoContext* io, int64_t res);
+  void on_disconnect(IoContext* io, int64_t res);
+  // Caller drops the completed op's reference afterwards.
+  void process_recv(SocketContext* sc, IoContext* io, Batch& batch);
+  void setup_connection(socket_t s, const IoContext* accept_io);
+  bool post_recv_new(SocketContext* sc);
+  bool post_locked(SocketContext* sc, IoContext* io) REQUIRES(sc->mu);
+  bool close_sc(SocketContext* sc, Handle expect, CloseReason reason);
+  bool post_disconnect(SocketContext* sc);
+  void release_ref(SocketContext* sc);
+  void finalize(SocketContext* sc);
+  IoContext* acquire_io();
+  void release_io(IoContext* io);
+  bool send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t frames);
+  void fill_send(SocketContext* sc, IoContext* io) REQUIRES(sc->mu);
+  // A drained send queue keeps at most this much capacity for the next burst.
+  static constexpr size_t kKeepSendQueue = 16 * 1024;
+  void count_close(CloseReason r) { closes_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+
+  EngineConfig cfg_;
+  FrameSink* sink_;
+  std::unique_ptr<MessageTable> table_;
+  std::unique_ptr<uint8_t[]> slab_;  // io_contexts * buffer_size
+  std::unique_ptr<Pool<SocketContext>> sockets_;
+  std::unique_ptr<Pool<IoContext>> ios_;
+  std::unique_ptr<Port> port_;
+  std::vector<std::thread> workers_;
+  RankedMutex life_mu_{LockRank::engine};
+  bool started_ GUARDED_BY(life_mu_) = false;
+  bool stopped_ GUARDED_BY(life_mu_) = false;
+  std::atomic<bool> accepting_{false};
+  std::atomic<bool> quit_{false};
+  std::atomic<int> accepts_outstanding_{0};
+  uint16_t bound_port_ = 0;
+
+  std::atomic<uint64_t> conn_current_{0}, conn_total_{0};
+  std::atomic<uint64_t> bytes_in_{0}, bytes_out_{0}, frames_in_{0}, frames_out_{0};
+  std::atomic<uint64_t> accept_errors_{0};
+  std::atomic<uint64_t> closes_[static_cast<size_t>(CloseReason::count_)] = {};
+};
+
+}  // namespace iocpgen

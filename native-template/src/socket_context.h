@@ -1,0 +1,96 @@
+// Per-socket context (the design's completion key).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "frame.h"
+#include "io_context.h"
+#include "lock.h"
+#include "net.h"
+#include "pool.h"
+
+namespace iocpgen {
+
+enum class ConnState : uint8_t { free, open, closing, closed };
+
+enum class CloseReason : uint8_t {
+  none = 0,
+  peer_closed,
+  reset,
+  io_error,
+  bad_frame_too_large,
+  bad_frame_too_short,
+  bad_frame_unknown_type,
+  bad_frame_length,
+  slow_consumer,
+  pool_exhausted,
+  server_shutdown,
+  local_close,
+  count_  // number of reasons
+};
+const char* close_reason_name(CloseReason r);
+
+// Backend-private per-socket state. Each backend uses the fields it needs.
+struct PortSocketState {
+  RankedMutex mu{LockRank::port_socket};  // epoll: guards the queues below
+  IoQueue recv_q;     // posted, not yet performed
+  IoQueue send_q;
+  bool cancelled = false;  // posts after cancel complete at once with kIoCanceled
+  bool registered = false;
+  bool send_inflight = false;  // uring: one send SQE in flight per socket
+  bool recv_inflight = false;  // uring: one recv SQE in flight per socket
+  int ring = 0;       // uring: owning ring
+  void* extra = nullptr;
+};
+
+struct SocketContext {
+  RankedMutex mu{LockRank::socket};
+  socket_t sock = kInvalidSocket;
+  Handle self;
+  char peer[64] = {0};
+  uint16_t peer_port = 0;
+  std::atomic<ConnState> state{ConnState::free};
+  // Posted operations + 1 while open. Whoever drops it to zero frees the slot.
+  std::atomic<uint32_t> outstanding{0};
+  CloseReason close_reason = CloseReason::none;
+  bool announced = false;  // on_open was delivered, so on_close is owed
+  bool reusable = false;   // disconnect completed: hand the socket back to the port
+
+  // Posted ops, for diagnostics (under mu).
+  IoContext* ops_head = nullptr;
+  uint32_t ops_count = 0;
+
+  // Receive side (under mu): in-order processing for recv_depth > 1.
+  FrameDecoder decoder;
+  uint64_t rx_post_seq = 0;
+  uint64_t rx_next_seq = 0;
+  IoContext* rx_parked = nullptr;   // completed out of order (q_next list)
+  bool rx_busy = false;
+
+  // Send side (under mu). Bytes beyond what the posted sends hold wait here, bounded by
+  // send_queue_limit; they hold no I/O context, so a connection never has more than
+  // send_depth send contexts from the pool, as the pool arithmetic assumes.
+  std::vector<uint8_t> sendq;
+  size_t sendq_head = 0;            // bytes of sendq already copied into a posted send
+  uint32_t sends_posted = 0;
+  size_t queued() const { return sendq.size() - sendq_head; }
+
+  PortSocketState port;
+
+  void link_op(IoContext* io) {
+    io->op_prev = nullptr;
+    io->op_next = ops_head;
+    if (ops_head) ops_head->op_prev = io;
+    ops_head = io;
+    ++ops_count;
+  }
+  void unlink_op(IoContext* io) {
+    if (io->op_prev) io->op_prev->op_next = io->op_next; else ops_head = io->op_next;
+    if (io->op_next) io->op_next->op_prev = io->op_prev;
+    io->op_prev = io->op_next = nullptr;
+    --ops_count;
+  }
+};
+
+}  // namespace iocpgen

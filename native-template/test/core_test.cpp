@@ -1,0 +1,588 @@
+// Standalone tests for the completion-port core. Backend from IOCPGEN_BACKEND.
+// IOCPGEN_TEST_SCALE=<percent> shrinks the load (TSan runs).
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../src/engine.h"
+#include "../src/frame.h"
+#include "../src/pool.h"
+#include "test_net.h"
+
+using namespace iocpgen;
+
+namespace {
+
+int g_failures_in_test = 0;
+int g_scale = 100;
+
+#define CHECK(cond)                                                                \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
+      fprintf(stderr, "  check failed %s:%d: %s\n", __FILE__, __LINE__, #cond);   \
+      ++g_failures_in_test;                                                        \
+      return;                                                                      \
+    }                                                                              \
+  } while (0)
+
+int scaled(int n, int min = 1) {
+  int v = n * g_scale / 100;
+  return v < min ? min : v;
+}
+
+constexpr uint16_t kEcho = 1;     // payload 0..60000, echoed
+constexpr uint16_t kBounded = 2;  // payload 4..8, echoed
+constexpr uint16_t kFlood = 3;    // payload 4: u32 count, server sends count x 16 KiB
+
+// Echoes every frame back through Engine::send_frame.
+class EchoSink : public FrameSink {
+ public:
+  Engine* engine = nullptr;
+  std::atomic<int> opened{0}, closed{0};
+  std::atomic<uint64_t> frames{0};
+  std::atomic<uint64_t> last_conn{0};
+  void on_open(Handle h, const char*, uint16_t) override {
+    last_conn.store(h.pack());
+    opened.fetch_add(1);
+  }
+  void on_frames(const FrameView* f, size_t n) override {
+    frames.fetch_add(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (f[i].type == kFlood) {
+        uint32_t count = load_u32le(f[i].payload);
+        static const std::vector<uint8_t> big(16384 - kFrameHeader, 0x5a);
+        for (uint32_t k = 0; k < count; ++k) {
+          if (!engine->send_frame(f[i].conn, kEcho, big.data(), uint32_t(big.size()))) break;
+        }
+      } else {
+        engine->send_frame(f[i].conn, f[i].type, f[i].payload, f[i].len);
+      }
+    }
+  }
+  void on_close(Handle, CloseReason) override { closed.fetch_add(1); }
+};
+
+EngineConfig base_config() {
+  EngineConfig c;
+  c.workers = 2;
+  c.host = "127.0.0.1";
+  c.port = 0;
+  c.max_connections = 1100;
+  c.buffer_size = 4096;
+  c.accept_backlog = 16;
+  c.max_frame = 65536;
+  c.send_queue_limit = 1u << 20;
+  c.messages = {{kEcho, 0, 60000}, {kBounded, 4, 8}, {kFlood, 4, 4}};
+  return c;
+}
+
+// Engine + sink, stopped and checked for leaks on destruction.
+struct Server {
+  EchoSink sink;
+  std::unique_ptr<Engine> engine;
+  uint16_t port = 0;
+  explicit Server(const EngineConfig& cfg) {
+    engine.reset(new Engine(cfg, &sink));
+    sink.engine = engine.get();
+    std::string why;
+    if (!engine->start(&why)) {
+      fprintf(stderr, "  engine start failed: %s\n", why.c_str());
+      engine.reset();
+      return;
+    }
+    port = engine->port();
+  }
+  bool ok() const { return engine != nullptr; }
+  // All connections gone and only the posted accepts hold I/O contexts.
+  bool idle(int accept_backlog) {
+    EngineStats s = engine->stats();
+    return s.socket_pool.in_use == 0 && s.io_pool.in_use == uint32_t(accept_backlog) &&
+           s.connections_current == 0;
+  }
+};
+
+std::vector<uint8_t> frame(uint16_t type, const std::string& payload) {
+  std::vector<uint8_t> v;
+  encode_frame(v, type, payload.data(), uint32_t(payload.size()));
+  return v;
+}
+
+bool expect_frame(tnet::Client& c, uint16_t type, const std::string& payload) {
+  std::vector<uint8_t> want = frame(type, payload);
+  std::vector<uint8_t> got(want.size());
+  if (!c.recv_exact(got.data(), got.size())) {
+    fprintf(stderr, "  recv failed waiting for %zu bytes (type %u '%.40s'): %s\n", want.size(), type, payload.c_str(),
+            strerror(errno));
+    return false;
+  }
+  if (got != want) {
+    fprintf(stderr, "  want type %u '%.40s' got len=%u type=%u '%.*s'\n", type, payload.c_str(),
+            load_u32le(got.data()), load_u16le(got.data() + 4), int(got.size() - 6), reinterpret_cast<char*>(got.data() + 6));
+    return false;
+  }
+  return true;
+}
+
+// ---- tests --------------------------------------------------------------------
+
+struct Item {
+  int value = 0;
+};
+
+void test_pool_unit() {
+  Pool<Item> p(4);
+  Handle h[4];
+  for (int i = 0; i < 4; ++i) {
+    h[i] = p.acquire();
+    CHECK(h[i].valid());
+  }
+  CHECK(!p.acquire().valid());  // empty: returns at once
+  CHECK(p.in_use() == 4 && p.high_water() == 4);
+  CHECK(p.get(h[1]) != nullptr);
+  CHECK(p.try_release(h[1]));
+  CHECK(p.get(h[1]) == nullptr);        // stale handle rejected
+  CHECK(!p.try_release(h[1]));          // double release rejected
+  Handle again = p.acquire();
+  CHECK(again.index == h[1].index && again.gen != h[1].gen);
+  CHECK(p.get(h[1]) == nullptr && p.get(again) != nullptr);
+  CHECK(!p.try_release(h[1]));          // stale release of a reused slot
+  CHECK(!p.try_release(Handle{}));
+  CHECK(!p.try_release(Handle{99, 1}));
+  CHECK(p.try_release(again));
+  for (int i : {0, 2, 3}) CHECK(p.try_release(h[i]));
+  CHECK(p.in_use() == 0 && p.free_count() == 4 && p.high_water() == 4);
+
+  // Buffers come back zeroed.
+  std::vector<uint8_t> slab(2 * 64, 0);
+  Pool<IoContext> ios(2, [&](IoContext& io, uint32_t i) {
+    io.buf = slab.data() + i * 64;
+    io.cap = 64;
+  });
+  Handle ih = ios.acquire();
+  IoContext* io = ios.get(ih);
+  CHECK(io != nullptr);
+  memset(io->buf, 0xab, 40);
+  io->mark_dirty(40);
+  CHECK(ios.try_release(ih));
+  for (int i = 0; i < 64; ++i) CHECK(io->buf[i] == 0);
+}
+
+class Collect : public FrameHandler {
+ public:
+  std::vector<std::pair<uint16_t, std::string>> frames;
+  void frame(uint16_t t, const uint8_t* p, uint32_t n) override {
+    frames.emplace_back(t, std::string(reinterpret_cast<const char*>(p), n));
+  }
+  void flush() override {}
+};
+
+void test_decoder_unit() {
+  EngineConfig c = base_config();
+  MessageTable table(c.messages);
+  FrameDecoder d;
+  d.init(64, &table);
+  std::vector<uint8_t> all;
+  encode_frame(all, kEcho, "abc", 3);
+  encode_frame(all, kBounded, "wxyz", 4);
+  encode_frame(all, kEcho, "", 0);
+  for (size_t cut = 0; cut <= all.size(); ++cut) {
+    for (size_t cut2 = cut; cut2 <= all.size(); ++cut2) {
+      Collect out;
+      d.reset();
+      CHECK(d.feed(all.data(), cut, out) == FrameError::none);
+      CHECK(d.feed(all.data() + cut, cut2 - cut, out) == FrameError::none);
+      CHECK(d.feed(all.data() + cut2, all.size() - cut2, out) == FrameError::none);
+      CHECK(out.frames.size() == 3);
+      CHECK(out.frames[0].second == "abc" && out.frames[1].second == "wxyz" && out.frames[2].second.empty());
+    }
+  }
+  auto one = [&](std::vector<uint8_t> bytes) {
+    Collect out;
+    d.reset();
+    return d.feed(bytes.data(), bytes.size(), out);
+  };
+  CHECK(one({61, 0, 0, 0, 1, 0}) == FrameError::too_large);   // 4 + 61 > 64
+  CHECK(one({61, 0, 0, 0}) == FrameError::too_large);         // known from the length alone
+  CHECK(one({60, 0, 0, 0, 1, 0}) == FrameError::none);        // exactly 64: wait for payload
+  CHECK(one({1, 0, 0, 0}) == FrameError::too_short);
+  CHECK(one({255, 255, 255, 255, 1, 0}) == FrameError::too_large);
+  CHECK(one({1, 0, 0, 0, 1, 0}) == FrameError::too_short);
+  CHECK(one({2, 0, 0, 0, 9, 0}) == FrameError::unknown_type);
+  CHECK(one({3, 0, 0, 0, 2, 0, 1}) == FrameError::bad_length);  // kBounded needs 4..8
+}
+
+void test_echo(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client c;
+  CHECK(c.connect(s.port));
+  CHECK(c.send_all(frame(kEcho, "hello")));
+  CHECK(expect_frame(c, kEcho, "hello"));
+  CHECK(c.send_all(frame(kEcho, "")));
+  CHECK(expect_frame(c, kEcho, ""));
+  std::string big(50000, 'q');
+  CHECK(c.send_all(frame(kEcho, big)));
+  CHECK(expect_frame(c, kEcho, big));
+  c.close();
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+  EngineStats st = s.engine->stats();
+  CHECK(st.close_count(CloseReason::peer_closed) == 1);
+  CHECK(st.frames_in == 3 && st.frames_out == 3);
+}
+
+void test_many_clients(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  const int clients = scaled(300, 20), rounds = scaled(20, 4), per_round = 10, threads = 4;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      std::vector<tnet::Client> cs(size_t(clients / threads));
+      for (auto& c : cs)
+        if (!c.connect(s.port, 10000)) { bad++; return; }
+      for (int r = 0; r < rounds; ++r) {
+        for (size_t i = 0; i < cs.size(); ++i) {
+          std::vector<uint8_t> out;
+          for (int k = 0; k < per_round; ++k) {
+            std::string p = std::to_string(t) + ":" + std::to_string(i) + ":" + std::to_string(r * per_round + k);
+            encode_frame(out, kEcho, p.data(), uint32_t(p.size()));
+          }
+          if (!cs[i].send_all(out)) bad++;
+        }
+        for (size_t i = 0; i < cs.size(); ++i) {
+          for (int k = 0; k < per_round; ++k) {
+            std::string p = std::to_string(t) + ":" + std::to_string(i) + ":" + std::to_string(r * per_round + k);
+            if (!expect_frame(cs[i], kEcho, p)) { bad++; return; }
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  CHECK(bad.load() == 0);
+  CHECK(s.engine->stats().connections_total == uint64_t(clients / threads * threads));
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 10000));
+  CHECK(s.sink.frames.load() == uint64_t(clients / threads * threads) * rounds * per_round);
+}
+
+void test_split_frames(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client c;
+  CHECK(c.connect(s.port));
+  // Byte by byte, a large frame and a small one.
+  std::string big(3000, 'x');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = char('a' + i % 26);
+  std::vector<uint8_t> all = frame(kEcho, big);
+  std::vector<uint8_t> small = frame(kBounded, "12345");
+  all.insert(all.end(), small.begin(), small.end());
+  for (uint8_t b : all) CHECK(c.send_all(&b, 1));
+  CHECK(expect_frame(c, kEcho, big));
+  CHECK(expect_frame(c, kBounded, "12345"));
+  // Every split point of a two-frame message, with a pause between halves.
+  std::vector<uint8_t> msg = frame(kEcho, "split-me-please");
+  std::vector<uint8_t> m2 = frame(kBounded, "abcd");
+  msg.insert(msg.end(), m2.begin(), m2.end());
+  for (size_t cut = 1; cut < msg.size(); ++cut) {
+    CHECK(c.send_all(msg.data(), cut));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK(c.send_all(msg.data() + cut, msg.size() - cut));
+    CHECK(expect_frame(c, kEcho, "split-me-please"));
+    CHECK(expect_frame(c, kBounded, "abcd"));
+  }
+}
+
+void test_coalesced(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client c;
+  CHECK(c.connect(s.port));
+  std::vector<uint8_t> out;
+  for (int i = 0; i < 500; ++i) {
+    std::string p = "frame-" + std::to_string(i);
+    encode_frame(out, kEcho, p.data(), uint32_t(p.size()));
+  }
+  CHECK(c.send_all(out));
+  for (int i = 0; i < 500; ++i) {
+    if (!expect_frame(c, kEcho, "frame-" + std::to_string(i))) {
+      s.engine->dump(stderr);
+      CHECK(false);
+    }
+  }
+}
+
+void test_bad_frames(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client good, large, unknown, badlen, tiny;
+  CHECK(good.connect(s.port) && large.connect(s.port) && unknown.connect(s.port));
+  CHECK(badlen.connect(s.port) && tiny.connect(s.port));
+  CHECK(good.send_all(frame(kEcho, "before")));
+  CHECK(expect_frame(good, kEcho, "before"));
+  const uint8_t too_large[] = {0xff, 0xff, 0x00, 0x00, 1, 0};  // 4 + 65535 > 65536
+  const uint8_t too_short[] = {1, 0, 0, 0, 1};
+  CHECK(large.send_all(too_large, sizeof too_large));
+  CHECK(unknown.send_all(frame(77, "x")));
+  CHECK(badlen.send_all(frame(kBounded, "123456789")));  // 9 > 8
+  CHECK(tiny.send_all(too_short, sizeof too_short));
+  CHECK(large.wait_closed() && unknown.wait_closed() && badlen.wait_closed() && tiny.wait_closed());
+  CHECK(good.send_all(frame(kEcho, "after")));
+  CHECK(expect_frame(good, kEcho, "after"));
+  EngineStats st = s.engine->stats();
+  CHECK(st.close_count(CloseReason::bad_frame_too_large) == 1);
+  CHECK(st.close_count(CloseReason::bad_frame_unknown_type) == 1);
+  CHECK(st.close_count(CloseReason::bad_frame_length) == 1);
+  CHECK(st.close_count(CloseReason::bad_frame_too_short) == 1);
+  CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == 1; }, 5000));
+}
+
+void test_abrupt_disconnects(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  const int n = scaled(200, 20);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&] {
+      std::string p(1000, 'z');
+      std::vector<uint8_t> burst;
+      for (int k = 0; k < 64; ++k) encode_frame(burst, kEcho, p.data(), uint32_t(p.size()));
+      for (int i = 0; i < n / 4; ++i) {
+        tnet::Client c;
+        if (!c.connect(s.port)) { bad++; continue; }
+        c.send_all(burst);  // server is echoing while we reset
+        if (i % 2) {
+          char tmp[100];
+          c.recv_exact(tmp, sizeof tmp);
+        }
+        c.abort();
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  CHECK(bad.load() == 0);
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 10000));
+  EngineStats st = s.engine->stats();
+  CHECK(st.connections_total >= uint64_t(n / 8) && st.connections_total <= uint64_t(n / 4 * 4));
+  uint64_t closes = 0;
+  for (uint64_t v : st.closes) closes += v;
+  CHECK(closes == st.connections_total + st.close_count(CloseReason::pool_exhausted));
+}
+
+void test_pool_exhaustion(EngineConfig cfg) {
+  cfg.max_connections = 8;
+  Server s(cfg);
+  CHECK(s.ok());
+  for (int round = 0; round < 2; ++round) {
+    std::vector<tnet::Client> cs(8);
+    for (size_t i = 0; i < cs.size(); ++i) {
+      CHECK(cs[i].connect(s.port));
+      CHECK(cs[i].send_all(frame(kEcho, "hi")));
+      CHECK(expect_frame(cs[i], kEcho, "hi"));
+    }
+    for (int i = 0; i < 4; ++i) {
+      tnet::Client extra;
+      // Refused: accepted then reset; the reset can even beat connect()'s return.
+      CHECK(!extra.connect(s.port, 3000) || extra.wait_closed());
+    }
+    CHECK(s.engine->stats().close_count(CloseReason::pool_exhausted) == uint64_t(4 * (round + 1)));
+    CHECK(s.engine->stats().socket_pool.high_water == 8);
+    for (auto& c : cs) c.close();
+    CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));  // slots came back
+  }
+}
+
+void test_slow_consumer(EngineConfig cfg) {
+  cfg.send_queue_limit = 256 * 1024;
+  cfg.buffer_size = 16384;
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client slow, fine;
+  CHECK(slow.connect(s.port, 5000, 4096));
+  CHECK(fine.connect(s.port));
+  uint8_t cnt[4] = {0, 2, 0, 0};  // 512 x 16 KiB = 8 MiB, never read
+  CHECK(slow.send_all(frame(kFlood, std::string(reinterpret_cast<char*>(cnt), 4))));
+  CHECK(tnet::wait_until([&] { return s.engine->stats().close_count(CloseReason::slow_consumer) == 1; }, 10000));
+  CHECK(fine.send_all(frame(kEcho, "still here")));
+  CHECK(expect_frame(fine, kEcho, "still here"));
+  EngineStats st = s.engine->stats();
+  // Memory bounded: queued + in flight stays near the limit, far below 8 MiB.
+  uint64_t peak = uint64_t(st.io_pool.high_water) * cfg.buffer_size;
+  CHECK(peak < cfg.send_queue_limit + 64 * uint64_t(cfg.buffer_size));
+  slow.close();
+  fine.close();
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+}
+
+// recv_depth > 1 (in-order delivery of several posted receives) and sends
+// from threads that are not workers (uring: the ring inbox path).
+void test_depth_and_foreign_sends(EngineConfig cfg) {
+  cfg.recv_depth = 3;
+  cfg.send_depth = 1;
+  cfg.buffer_size = 256;  // many small receives per burst
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client c;
+  CHECK(c.connect(s.port));
+  CHECK(tnet::wait_until([&] { return s.sink.opened.load() == 1; }, 5000));
+  std::vector<uint8_t> out;
+  for (int i = 0; i < 400; ++i) {
+    std::string p = "deep-" + std::to_string(i) + std::string(size_t(i % 50), '.');
+    encode_frame(out, kEcho, p.data(), uint32_t(p.size()));
+  }
+  CHECK(c.send_all(out));
+  for (int i = 0; i < 400; ++i)
+    CHECK(expect_frame(c, kEcho, "deep-" + std::to_string(i) + std::string(size_t(i % 50), '.')));
+  Handle h = Handle::unpack(s.sink.last_conn.load());
+  const int per = 500;
+  std::thread a([&] {
+    for (int i = 0; i < per; ++i) {
+      std::string p = "A" + std::to_string(i);
+      s.engine->send_frame(h, kEcho, p.data(), uint32_t(p.size()));
+    }
+  });
+  std::thread b([&] {
+    for (int i = 0; i < per; ++i) {
+      std::string p = "B" + std::to_string(i);
+      s.engine->send_frame(h, kEcho, p.data(), uint32_t(p.size()));
+    }
+  });
+  int next_a = 0, next_b = 0;
+  bool in_order = true;
+  for (int k = 0; k < 2 * per && in_order; ++k) {
+    uint8_t hdr[6];
+    std::string p;
+    in_order = c.recv_exact(hdr, 6) && load_u32le(hdr) >= 3 && load_u32le(hdr) < 100;
+    if (in_order) {
+      p.assign(load_u32le(hdr) - 2, '\0');
+      in_order = c.recv_exact(&p[0], p.size());
+    }
+    if (!in_order) break;
+    int& next = p[0] == 'A' ? next_a : next_b;
+    in_order = p.substr(1) == std::to_string(next);
+    ++next;
+  }
+  a.join();
+  b.join();
+  CHECK(in_order && next_a == per && next_b == per);
+  CHECK(!s.engine->send_frame(Handle{h.index, h.gen + 2}, kEcho, "x", 1));  // stale handle
+}
+
+void test_churn(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  const int total = scaled(10000, 500), threads = 4;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  std::vector<uint8_t> f = frame(kEcho, "churn");
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < total / threads; ++i) {
+        tnet::Client c;
+        if (!c.connect(s.port)) { bad++; continue; }
+        c.send_all(f);
+        c.abort();
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  CHECK(bad.load() == 0);
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 15000));
+  EngineStats st = s.engine->stats();
+  // A client can reset before the server accepted it (accept queue overflow
+  // drops the handshake's last ACK), so not every connect reaches the engine.
+  CHECK(st.connections_total > 0 && st.connections_total <= uint64_t(total / threads * threads));
+  uint64_t closes = 0;
+  for (uint64_t v : st.closes) closes += v;
+  // Multishot accept (uring) has no listen-backlog backpressure: under this
+  // flood some connections are accepted while every slot is still taken by
+  // not yet reaped ones, and are refused (pool_exhausted, never opened).
+  const uint64_t refused = st.close_count(CloseReason::pool_exhausted);
+  CHECK(closes == st.connections_total + refused);
+  // Every pool exactly back at its initial free count.
+  CHECK(st.socket_pool.in_use == 0);
+  CHECK(st.io_pool.in_use == uint32_t(cfg.accept_backlog));
+  CHECK(s.sink.opened.load() == s.sink.closed.load());
+}
+
+void test_shutdown_live(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  const int n = scaled(1000, 50);
+  std::vector<tnet::Client> cs(static_cast<size_t>(n));
+  for (auto& c : cs) CHECK(c.connect(s.port, 10000));
+  CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == uint64_t(n); }, 10000));
+  // Some traffic in flight during the stop.
+  for (int i = 0; i < n; i += 10) cs[size_t(i)].send_all(frame(kEcho, "bye"));
+  auto t0 = std::chrono::steady_clock::now();
+  s.engine->stop();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fprintf(stderr, "  stop with %d live connections took %.3f s\n", n, secs);
+  CHECK(secs < 10.0);
+  EngineStats st = s.engine->stats();
+  CHECK(st.socket_pool.in_use == 0 && st.io_pool.in_use == 0 && st.connections_current == 0);
+  CHECK(st.close_count(CloseReason::server_shutdown) == uint64_t(n));
+  CHECK(s.sink.opened.load() == n && s.sink.closed.load() == n);
+}
+
+}  // namespace
+
+int main() {
+  tnet::init();
+  if (const char* sc = getenv("IOCPGEN_TEST_SCALE")) g_scale = atoi(sc) > 0 ? atoi(sc) : 100;
+  const char* be = getenv("IOCPGEN_BACKEND");
+  const char* ms = getenv("IOCPGEN_URING_MULTISHOT");
+  fprintf(stderr, "core_test: backend=%s%s scale=%d%%\n", be ? be : "auto",
+          ms && ms[0] == '0' ? " (single-shot accept)" : "", g_scale);
+  EngineConfig cfg = base_config();
+  struct Test {
+    const char* name;
+    std::function<void()> fn;
+  } tests[] = {
+      {"pool_unit", test_pool_unit},
+      {"decoder_unit", test_decoder_unit},
+      {"echo_round_trip", [&] { test_echo(cfg); }},
+      {"many_concurrent_clients", [&] { test_many_clients(cfg); }},
+      {"split_frames", [&] { test_split_frames(cfg); }},
+      {"coalesced_frames", [&] { test_coalesced(cfg); }},
+      {"bad_frames", [&] { test_bad_frames(cfg); }},
+      {"abrupt_disconnects", [&] { test_abrupt_disconnects(cfg); }},
+      {"pool_exhaustion", [&] { test_pool_exhaustion(cfg); }},
+      {"slow_consumer", [&] { test_slow_consumer(cfg); }},
+      {"recv_depth_and_foreign_sends", [&] { test_depth_and_foreign_sends(cfg); }},
+      {"churn_connect_abort", [&] { test_churn(cfg); }},
+      {"shutdown_with_live_connections", [&] { test_shutdown_live(cfg); }},
+  };
+  int passed = 0, failed = 0;
+  auto all0 = std::chrono::steady_clock::now();
+  const char* only = getenv("IOCPGEN_TEST_ONLY");  // run one test by name
+  int repeat = getenv("IOCPGEN_TEST_REPEAT") ? atoi(getenv("IOCPGEN_TEST_REPEAT")) : 1;
+  for (int rep = 0; rep < repeat; ++rep)
+  for (auto& t : tests) {
+    if (only && strcmp(only, t.name) != 0) continue;
+    g_failures_in_test = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    t.fn();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (g_failures_in_test == 0) {
+      ++passed;
+      printf("PASS %s (%.0f ms)\n", t.name, ms);
+    } else {
+      ++failed;
+      printf("FAIL %s (%.0f ms)\n", t.name, ms);
+    }
+    fflush(stdout);
+  }
+  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - all0).count();
+  fprintf(stderr, "core_test: %.1f s, %d interrupted client calls retried\n", total, tnet::eintr_count().load());
+  printf("core: %d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -37,25 +37,65 @@ export const handlers: Handlers = {
   Nested: (session, message) => void session.send('Nested', message),
   Nothing: (session, message) => void session.send('Nothing', message),
   Big: (session, message) => void session.send('Big', message),
+  Join: (session, message, server) => {
+    server.join(message.group, session)
+    session.send('Nothing', {})
+  },
+  Shout: (session, message, server) => void server.broadcast(message.group, 'Shout', {...message, from: session.id % 4194304}, session),
+  Slow: async (session, message) => {
+    await new Promise((resolve) => setTimeout(resolve, message.ms))
+    session.send('Done', {seq: message.seq})
+  },
+  Spin: (session, message) => {
+    const until = process.hrtime.bigint() + BigInt(message.micros) * 1000n
+    while (process.hrtime.bigint() < until);
+    session.send('Done', {seq: message.seq})
+  },
 }
+`)
+  // A main that takes the runtime's options from the environment.
+  writeFileSync(join(dir, 'src/e2e-main.ts'), `import {Server} from './generated/runtime/server.js'
+import {handlers} from './handlers/index.js'
+const server = new Server(handlers, {port: 0, host: '127.0.0.1', eventQueueLimit: Number(process.env.EVENT_QUEUE_LIMIT ?? 64 * 1024 * 1024)})
+const {port, backend} = await server.start()
+console.log(\`e2e listening on port \${port} (\${backend})\`)
+process.stdin.on('data', () => console.log('stats ' + JSON.stringify(server.stats())))
+process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
 `)
   sh('npm', ['run', 'build:ts'])
   const gen = (p: string) => import(pathToFileURL(join(dir, 'dist/src/generated', p)).href)
   codecs = (await gen('protocol.js')).codecs
   ;({Writer, Reader} = await gen('runtime/wire.js'))
 
-  server = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, PORT: '0'}, stdio: ['ignore', 'pipe', 'pipe']})
-  exited = new Promise((resolve) => server.on('exit', (code) => resolve(code)))
-  port = await new Promise<number>((resolve, reject) => {
-    let out = ''
-    server.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
+  ;({child: server, port, exited} = await startServer('dist/src/main.js', {PORT: '0'}))
+}, 240_000)
+
+/** Starts a server script of the generated project; resolves once it listens. */
+async function startServer(script: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, [script], {cwd: dir, env: {...process.env, ...env}, stdio: ['pipe', 'pipe', 'pipe']})
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', () => {
       const m = / listening on port (\d+) \((\w+)\)/.exec(out)
       if (m) resolve(Number(m[1]))
     })
-    server.on('exit', () => reject(new Error(`server exited: ${out}`)))
+    child.on('exit', () => reject(new Error(`server exited: ${out}`)))
   })
-}, 240_000)
+  /** The server's stats, asked for over stdin. */
+  const stats = async (): Promise<Record<string, unknown>> => {
+    const from = out.length
+    child.stdin!.write('\n')
+    for (let i = 0; i < 500; i++) {
+      const m = /stats (.*)\n/.exec(out.slice(from))
+      if (m) return JSON.parse(m[1]!)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    throw new Error('no stats')
+  }
+  return {child, port, exited, stats}
+}
 
 afterAll(async () => {
   server?.kill('SIGKILL')
@@ -70,9 +110,9 @@ function encode(name: string, message: unknown): Buffer {
 }
 
 /** A client that collects whole frames. */
-function client(): Promise<{s: Socket; next(): Promise<Buffer>; closed: Promise<void>}> {
+function client(to = port): Promise<{s: Socket; next(): Promise<Buffer>; closed: Promise<void>}> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1')
+    const s = connect(to, '127.0.0.1')
     let buf = Buffer.alloc(0)
     const waiting: ((b: Buffer) => void)[] = []
     const frames: Buffer[] = []
@@ -145,6 +185,59 @@ describe('a generated server', () => {
     f.writeUInt16LE(7, 6) // color: not a Color value
     c.s.write(f)
     await c.closed
+  })
+
+  it('broadcasts to a group once per member, skipping the sender, and drops members that leave', async () => {
+    const [a, b, c] = await Promise.all([client(), client(), client()])
+    for (const x of [a, b, c]) {
+      x.s.write(encode('Join', {group: 'g'}))
+      await x.next()
+    }
+    a.s.write(encode('Shout', {group: 'g', from: 0, text: 'hi all'}))
+    for (const x of [b, c]) {
+      const f = await x.next()
+      const m = codecs.Shout!.decode(new Reader(f, 6)) as {text: string; group: string}
+      expect(m).toMatchObject({group: 'g', text: 'hi all'})
+    }
+    a.s.destroy()
+    await a.closed
+    await new Promise((r) => setTimeout(r, 100))
+    b.s.write(encode('Shout', {group: 'g', from: 0, text: 'still here?'}))
+    const f = await c.next()
+    expect((codecs.Shout!.decode(new Reader(f, 6)) as {text: string}).text).toBe('still here?')
+    // The sender got nothing back from its own shouts.
+    b.s.write(encode('Nothing', {}))
+    expect((await b.next()).equals(encode('Nothing', {}))).toBe(true)
+    b.s.destroy()
+    c.s.destroy()
+  })
+
+  it('handles one session in order even when a handler is async', async () => {
+    const c = await client()
+    c.s.write(Buffer.concat([encode('Slow', {ms: 50, seq: 1}), encode('Slow', {ms: 0, seq: 2}), encode('Nothing', {})]))
+    expect((await c.next()).equals(encode('Done', {seq: 1}))).toBe(true)
+    expect((await c.next()).equals(encode('Done', {seq: 2}))).toBe(true)
+    expect((await c.next()).equals(encode('Nothing', {}))).toBe(true)
+    c.s.destroy()
+  })
+
+  it('pauses receives when JavaScript falls behind, and loses nothing', async () => {
+    // A 2 KiB event queue and a handler that spins 300 µs per frame: the core must wait.
+    const slow = await startServer('dist/src/e2e-main.js', {EVENT_QUEUE_LIMIT: '2048'})
+    try {
+      const c = await client(slow.port)
+      const n = 2000
+      c.s.write(Buffer.concat(Array.from({length: n}, (_, i) => encode('Spin', {micros: 300, seq: i}))))
+      for (let i = 0; i < n; i++) expect((await c.next()).equals(encode('Done', {seq: i})), `reply ${i}`).toBe(true)
+      const stats = await slow.stats()
+      expect(stats.backpressureWaits).toBeGreaterThan(0)
+      expect(stats.framesIn).toBe(n)
+      expect(stats.framesOut).toBe(n)
+      c.s.destroy()
+    } finally {
+      slow.child.kill('SIGTERM')
+      expect(await slow.exited).toBe(0)
+    }
   })
 
   it('stops on SIGTERM and exits 0', async () => {

@@ -1,5 +1,7 @@
 // Lock-order verdicts with their witnesses: the cycle, the edges behind it with their spec
 // positions, and the lockdep-style interleaving.
+import {spawnSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -67,5 +69,19 @@ describe('deadlock witnesses', () => {
 
   it('the chat example is free of lock problems', () => {
     expect(validateSpecFile(join('examples', 'chat', 'chat.yaml')).diagnostics).toEqual([])
+  })
+})
+
+describe('the core lock model', () => {
+  it('native-template/src/lock_ranks.h is what locks.yaml generates', () => {
+    const root = join(import.meta.dirname, '..')
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), 'locks', 'locks.yaml', '--format', 'cpp'], {cwd: join(root, 'native-template'), encoding: 'utf8'})
+    expect(r.status).toBe(0)
+    expect(readFileSync(join(root, 'native-template', 'src', 'lock_ranks.h'), 'utf8')).toBe(r.stdout)
+  })
+
+  it('lets nothing be held when the bridge lock is taken, as sinks run with no core lock', () => {
+    const header = readFileSync(join(import.meta.dirname, '..', 'native-template', 'src', 'lock_ranks.h'), 'utf8')
+    expect(header).toMatch(/0x00000000u, {2}\/\/ bridge +after: \(nothing\)/)
   })
 })

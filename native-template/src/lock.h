@@ -1,11 +1,16 @@
-// The one lock type of the core. Every mutex carries a rank; a thread may only
-// take a lock whose rank is higher than every lock it already holds (see
-// LOCKS.md). Debug builds (IOCPGEN_DEBUG) check this per thread; the clang
+// The one lock type of the core. Every mutex carries a rank from lock_ranks.h,
+// which iocpgen generates from the declared order in locks.yaml. Debug builds
+// (IOCPGEN_DEBUG) check each acquisition against that order per thread and abort
+// naming both acquisition sites; release builds compile the checks out. The clang
 // thread-safety macros let -Wthread-safety check guarded fields.
 #pragma once
 #include <cassert>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
+
+#include "lock_ranks.h"
 
 #if defined(__clang__)
 #define IOCPGEN_TSA(x) __attribute__((x))
@@ -23,49 +28,62 @@
 
 namespace iocpgen {
 
-// Lower rank is taken first. Gaps leave room for new locks.
-enum class LockRank : uint8_t {
-  engine = 10,        // Engine lifecycle (start/stop)
-  socket = 20,        // SocketContext::mu: state, send queue, op list, rx order
-  port_socket = 30,   // epoll: per-socket posted-op queues
-  port_ring = 35,     // io_uring: per-ring submission side
-  port_queue = 40,    // epoll: shared synthetic completion queue
-  pool = 50,          // Pool free list (leaf)
-  bridge = 60,        // N-API bridge: the event queue handed to JavaScript (leaf)
-};
-
 namespace lockcheck {
 #ifdef IOCPGEN_DEBUG
-// Held ranks of this thread, in acquisition order.
+// The locks this thread holds, innermost last, with where each was taken.
+struct HeldLock {
+  LockRank rank;
+  const char* file;
+  int line;
+};
 struct Held {
-  uint8_t ranks[16];
+  HeldLock locks[16];
   int n = 0;
 };
 inline Held& held() {
   thread_local Held h;
   return h;
 }
-inline void on_lock(LockRank r) {
+[[noreturn]] inline void violation(const char* what, LockRank r, const char* file, int line, const HeldLock* other) {
+  std::fprintf(stderr, "iocpgen: lock order violation: %s %s at %s:%d", what, kLockRankNames[int(r)], file, line);
+  if (other) std::fprintf(stderr, " while holding %s (taken at %s:%d)", kLockRankNames[int(other->rank)], other->file, other->line);
+  std::fprintf(stderr, "\n  declared order: native-template/locks.yaml (lock_ranks.h)\n");
+  std::abort();
+}
+// Every lock held must be one the declared order allows under r (kMayHold).
+inline void on_lock(LockRank r, const char* file, int line) {
   Held& h = held();
-  assert(h.n < 16 && "too many nested locks");
-  assert((h.n == 0 || h.ranks[h.n - 1] < static_cast<uint8_t>(r)) && "lock rank order violated");
-  h.ranks[h.n++] = static_cast<uint8_t>(r);
+  for (int i = 0; i < h.n; ++i) {
+    if (!((kMayHold[int(r)] >> int(h.locks[i].rank)) & 1u)) violation("taking", r, file, line, &h.locks[i]);
+  }
+  if (h.n == 16) violation("too many nested locks taking", r, file, line, nullptr);
+  h.locks[h.n++] = HeldLock{r, file, line};
 }
 inline void on_unlock(LockRank r) {
   Held& h = held();
   // Locks are scoped, so the released one is normally the newest.
   for (int i = h.n - 1; i >= 0; --i) {
-    if (h.ranks[i] == static_cast<uint8_t>(r)) {
-      for (int j = i; j + 1 < h.n; ++j) h.ranks[j] = h.ranks[j + 1];
+    if (h.locks[i].rank == r) {
+      for (int j = i; j + 1 < h.n; ++j) h.locks[j] = h.locks[j + 1];
       --h.n;
       return;
     }
   }
-  assert(false && "unlock of a lock not held");
+  violation("releasing a lock not held:", r, "?", 0, nullptr);
+}
+// Called before every call into JavaScript: JS may run long and re-enter the core.
+inline void assert_no_locks_held(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  Held& h = held();
+  if (h.n > 0) {
+    std::fprintf(stderr, "iocpgen: calling into JavaScript at %s:%d while holding %s (taken at %s:%d)\n", file, line,
+                 kLockRankNames[int(h.locks[h.n - 1].rank)], h.locks[h.n - 1].file, h.locks[h.n - 1].line);
+    std::abort();
+  }
 }
 #else
-inline void on_lock(LockRank) {}
+inline void on_lock(LockRank, const char*, int) {}
 inline void on_unlock(LockRank) {}
+inline void assert_no_locks_held() {}
 #endif
 }  // namespace lockcheck
 
@@ -75,8 +93,9 @@ class CAPABILITY("mutex") RankedMutex {
   RankedMutex(const RankedMutex&) = delete;
   RankedMutex& operator=(const RankedMutex&) = delete;
 
-  void lock() ACQUIRE() {
-    lockcheck::on_lock(rank_);
+  // The call site is recorded for the violation report (debug builds only use it).
+  void lock(const char* file = __builtin_FILE(), int line = __builtin_LINE()) ACQUIRE() {
+    lockcheck::on_lock(rank_, file, line);
     m_.lock();
   }
   void unlock() RELEASE() {
@@ -92,7 +111,9 @@ class CAPABILITY("mutex") RankedMutex {
 
 class SCOPED_CAPABILITY LockGuard {
  public:
-  explicit LockGuard(RankedMutex& m) ACQUIRE(m) : m_(m) { m_.lock(); }
+  explicit LockGuard(RankedMutex& m, const char* file = __builtin_FILE(), int line = __builtin_LINE()) ACQUIRE(m) : m_(m) {
+    m_.lock(file, line);
+  }
   ~LockGuard() RELEASE() { m_.unlock(); }
   LockGuard(const LockGuard&) = delete;
   LockGuard& operator=(const LockGuard&) = delete;

@@ -184,6 +184,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     }
     auto buf = Napi::Buffer<uint8_t>::New(env, events->data(), events->size(),
                                           [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, events);
+    lockcheck::assert_no_locks_held();
     fn.Call({buf});
   }
 

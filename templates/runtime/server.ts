@@ -259,8 +259,9 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     s.open = false
     this.sessions[index] = undefined
     this.sessionCount--
-    for (const g of [...s.groups]) this.leave(g, s)
+    // Listeners still see the session's groups (to tell them it left); broadcasts skip it.
     this.emit('close', s, reason)
+    for (const g of [...s.groups]) this.leave(g, s)
   }
 
   private onFrame(index: number, gen: number, type: number, batch: Buffer, start: number, end: number): void {

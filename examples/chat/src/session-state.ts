@@ -1,6 +1,8 @@
-// What the server keeps for each connected client. Add the fields your handlers need.
+// What the chat server keeps for each connected client.
 export interface SessionState {
-  [key: string]: unknown
+  /** Set by Login; a session that has not logged in may only log in or ping. */
+  userId?: number
+  nick?: string
 }
 
 export const initialState = (): SessionState => ({})

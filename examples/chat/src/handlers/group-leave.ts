@@ -1,10 +1,15 @@
 import type {Handler} from '../generated/handlers.js'
+import {AckStatus, PresenceEvent} from '../generated/protocol.js'
+import {requireLogin} from '../directory.js'
 
-/** GroupLeave (id 7, client-to-server) */
+/** GroupLeave: the remaining members hear about it. */
 export const onGroupLeave: Handler<'GroupLeave'> = (session, message, server) => {
-  // Handle GroupLeave here. Reply with session.send(...), reach others with server.sendTo(...)
-  // or server.broadcast(...).
-  void session
-  void message
-  void server
+  const userId = requireLogin(session, message.seq)
+  if (userId === undefined) return
+  if (!server.leave(message.group, session)) {
+    session.send('Ack', {seq: message.seq, status: AckStatus.notInGroup})
+    return
+  }
+  server.broadcast(message.group, 'Presence', {group: message.group, member: {userId, nick: session.state.nick ?? ''}, event: PresenceEvent.left})
+  session.send('Ack', {seq: message.seq, status: AckStatus.ok})
 }

@@ -1,10 +1,8 @@
 import type {Handler} from '../generated/handlers.js'
+import {AckStatus} from '../generated/protocol.js'
 
-/** Logout (id 15, client-to-server) */
-export const onLogout: Handler<'Logout'> = (session, message, server) => {
-  // Handle Logout here. Reply with session.send(...), reach others with server.sendTo(...)
-  // or server.broadcast(...).
-  void session
-  void message
-  void server
+/** Logout: acknowledged, then the connection closes after the acknowledgement is sent. */
+export const onLogout: Handler<'Logout'> = (session, message) => {
+  session.send('Ack', {seq: message.seq, status: AckStatus.ok})
+  session.close()
 }

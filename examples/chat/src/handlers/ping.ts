@@ -1,10 +1,6 @@
 import type {Handler} from '../generated/handlers.js'
 
-/** Ping (id 14, both) */
-export const onPing: Handler<'Ping'> = (session, message, server) => {
-  // Handle Ping here. Reply with session.send(...), reach others with server.sendTo(...)
-  // or server.broadcast(...).
-  void session
-  void message
-  void server
+/** Ping: the heartbeat; answered with the same nonce. */
+export const onPing: Handler<'Ping'> = (session, message) => {
+  session.send('Ping', {nonce: message.nonce})
 }

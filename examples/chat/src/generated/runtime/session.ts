@@ -42,7 +42,10 @@ export class Session {
     return this.open && this.host.sendFrame(this, type, message)
   }
 
-  /** Closes the connection after what is already queued. */
+  /**
+   * Closes the connection. Sends already handed to the core may be cut off: the close does
+   * not yet wait for the send queue to drain.
+   */
   close(): boolean {
     return this.open && this.host.closeSession(this)
   }

@@ -4,7 +4,9 @@ import {mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync} from '
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import {CORE_SCHEMA, load as loadYaml} from 'js-yaml'
 import {describe, expect, it} from 'vitest'
+import {parseDocument} from 'yaml'
 
 import {CODES} from '../src/diagnostics/codes.js'
 import {validateSpecFile} from '../src/spec/validate.js'
@@ -91,5 +93,37 @@ describe('the corpus', () => {
     for (const name of bad) {
       for (const d of validateSpecFile(join(fixtures, 'bad', name)).diagnostics) expect(d.hint, `${name} ${d.code}`).toBeTruthy()
     }
+  })
+})
+
+describe('the quick pass', () => {
+  // Valid specs are checked over a fast parser's data; anything reported is checked again
+  // with positions. Both parsers must read every fixture to the same data, and both passes
+  // must give the same answer.
+  const all = [
+    ...bad.map((f) => join(fixtures, 'bad', f)),
+    join(fixtures, 'good', 'all-types.yaml'),
+    join(fixtures, 'specs', 'roundtrip.yaml'),
+    join(import.meta.dirname, '..', 'examples', 'chat', 'chat.yaml'),
+    join(import.meta.dirname, '..', 'native-template', 'locks.yaml'),
+  ]
+  it.each(all)('%s reads the same with both parsers', (file) => {
+    const text = readFileSync(file, 'utf8')
+    let fast: unknown
+    try {
+      fast = loadYaml(text, {schema: CORE_SCHEMA})
+    } catch {
+      return // the quick pass gives up on it; the full pass alone answers
+    }
+    const doc = parseDocument(text, {uniqueKeys: true})
+    if (doc.errors.length === 0) expect(fast).toEqual(doc.toJS())
+  })
+  it.each(all)('%s gets the same result from both passes', (file) => {
+    const quick = validateSpecFile(file)
+    const full = validateSpecFile(file, true, false)
+    expect(quick.diagnostics).toEqual(full.diagnostics)
+    expect(quick.ok).toBe(full.ok)
+    expect(JSON.stringify(quick.spec?.server)).toBe(JSON.stringify(full.spec?.server))
+    expect(quick.spec?.messages.map((m) => [m.id, m.name, m.fields.map((f) => f.typeText)])).toEqual(full.spec?.messages.map((m) => [m.id, m.name, m.fields.map((f) => f.typeText)]))
   })
 })

@@ -1,7 +1,9 @@
 // Keeps src/handlers/index.ts in step with the spec without touching what the user wrote:
 // ts-morph adds an import and an entry for each new client message, and reports entries
 // for messages the spec no longer has (the Handlers type makes those compile errors).
-import {Project, QuoteKind, SyntaxKind, ts} from 'ts-morph'
+import {createRequire} from 'node:module'
+
+import type * as TsMorph from 'ts-morph'
 
 import type {Message} from '../spec/model.js'
 import {handlerName, kebab} from './names.js'
@@ -13,7 +15,12 @@ export interface TableUpdate {
   orphaned: string[]
 }
 
+// ts-morph carries the TypeScript compiler: load it only when a table is edited, so that
+// every other command starts fast.
+const load = () => createRequire(import.meta.url)('ts-morph') as typeof TsMorph
+
 export function updateHandlerTable(source: string, inbound: readonly Message[]): TableUpdate {
+  const {Project, QuoteKind, SyntaxKind, ts} = load()
   // Match the generated file's style: single quotes, no semicolons, no spaces inside braces.
   const project = new Project({
     useInMemoryFileSystem: true,

@@ -5,7 +5,7 @@ import {isTypeError, parseFieldType} from './field-type.js'
 import type {Direction, EnumDef, Field, LockDef, Message, Operation, OrderStatement, ServerConfig, Spec, Step, StructDef} from './model.js'
 import {parseOrder} from './order.js'
 import {describePath} from './schema-check.js'
-import type {PathSegment, SpecSource} from './source.js'
+import type {PathSegment, SourceView} from './source.js'
 import {parseDuration, parseSize} from './units.js'
 
 type Obj = Record<string, unknown>
@@ -34,7 +34,7 @@ export const DEFAULTS = {
 export const requiredIoContexts = (s: Pick<ServerConfig, 'acceptBacklog' | 'maxConnections' | 'recvDepth' | 'sendDepth'>): number =>
   s.acceptBacklog + s.maxConnections * (s.recvDepth + s.sendDepth)
 
-export function buildSpec(source: SpecSource, data: Obj): {spec: Spec; diagnostics: Diagnostic[]} {
+export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnostics: Diagnostic[]} {
   const diagnostics: Diagnostic[] = []
   const file = source.file
   const at = (path: readonly PathSegment[], which: 'value' | 'key' = 'value') => source.at(path, which)

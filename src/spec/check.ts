@@ -4,7 +4,7 @@ import {closest} from '../util/suggest.js'
 import {requiredIoContexts} from './build.js'
 import {identifierProblem} from './identifiers.js'
 import {type Field, FRAME_HEADER, PRIMITIVES, type Spec, type Step, type TypeRef} from './model.js'
-import type {SpecSource} from './source.js'
+import type {SourceView} from './source.js'
 import {formatBytes} from './units.js'
 import {sizeOf, type TypeTable} from './wire.js'
 
@@ -16,7 +16,7 @@ const INT_RANGE: Record<string, [number, number]> = {
   i8: [-0x80, 0x7f], i16: [-0x8000, 0x7fff], i32: [-0x8000_0000, 0x7fff_ffff],
 }
 
-export function checkSpec(spec: Spec, source: SpecSource, core?: Spec): Diagnostic[] {
+export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnostic[] {
   const out: Diagnostic[] = []
   const file = spec.file
   const report = (code: Parameters<typeof diagnostic>[0], at: Position, message: string, hint?: string) =>

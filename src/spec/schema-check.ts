@@ -6,7 +6,7 @@ import _Ajv, {type ErrorObject, type ValidateFunction} from 'ajv'
 
 import {type Diagnostic, diagnostic} from '../diagnostics/diagnostic.js'
 import {closest} from '../util/suggest.js'
-import {type PathSegment, SpecSource} from './source.js'
+import type {PathSegment, SourceView} from './source.js'
 
 export const SCHEMA_URL = new URL('../../schema/iocpgen.schema.json', import.meta.url)
 
@@ -22,7 +22,7 @@ function compiled(): ValidateFunction {
 }
 
 /** Diagnostics for every place the data breaks the schema. */
-export function checkSchema(source: SpecSource, data: unknown): Diagnostic[] {
+export function checkSchema(source: SourceView, data: unknown): Diagnostic[] {
   const validate = compiled()
   if (validate(data)) return []
   return collapse(validate.errors ?? []).map((e) => toDiagnostic(source, e))
@@ -83,7 +83,7 @@ export function describePath(path: readonly PathSegment[]): string {
 
 const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v)))
 
-function toDiagnostic(source: SpecSource, e: ErrorObject): Diagnostic {
+function toDiagnostic(source: SourceView, e: ErrorObject): Diagnostic {
   const path = pathOf(e.instancePath)
   const where = describePath(path)
   const desc = (e.parentSchema as {description?: string} | undefined)?.description

@@ -7,6 +7,7 @@ import {
   isMap,
   isPair,
   isScalar,
+  isNode,
   isSeq,
   LineCounter,
   type Node,
@@ -19,8 +20,46 @@ import {type Diagnostic, diagnostic, type Position} from '../diagnostics/diagnos
 
 export type PathSegment = string | number
 
+type At = Position & {endCol?: number}
+
+/** What the checks need of a parsed spec: whether a path exists, and where it is. */
+export interface SourceView {
+  readonly file: string
+  node(path: readonly PathSegment[]): unknown
+  at(path: readonly PathSegment[], which?: 'value' | 'key'): At
+  inScalar(node: unknown, index: number, length?: number): At
+}
+
+/**
+ * Plain parsed data, with no positions. Validation runs over it first and stops there when
+ * nothing is reported; only a spec with problems is parsed again with positions.
+ */
+export class PlainSource implements SourceView {
+  constructor(
+    readonly file: string,
+    private readonly data: unknown,
+  ) {}
+
+  node(path: readonly PathSegment[]): unknown {
+    let cur: unknown = this.data
+    for (const seg of path) {
+      if (typeof cur !== 'object' || cur === null || !Object.hasOwn(cur, seg)) return undefined
+      cur = (cur as Record<string, unknown>)[seg]
+    }
+    return cur
+  }
+
+  at(): At {
+    return {line: 1, col: 1}
+  }
+
+  inScalar(): At {
+    return {line: 1, col: 1}
+  }
+}
+
 /** A parsed spec file: its text, its YAML document and a way to turn offsets into positions. */
-export class SpecSource {
+export class SpecSource implements SourceView {
   constructor(
     readonly file: string,
     readonly text: string,
@@ -64,7 +103,7 @@ export class SpecSource {
    * Where to point for a path: its value, else its key, else the nearest existing parent.
    * The range covers the node's first line only.
    */
-  at(path: readonly PathSegment[], which: 'value' | 'key' = 'value'): Position & {endCol?: number} {
+  at(path: readonly PathSegment[], which: 'value' | 'key' = 'value'): At {
     for (let n = path.length; n >= 0; n--) {
       const p = path.slice(0, n)
       const node = which === 'key' || n < path.length ? (this.keyNode(p) ?? this.node(p)) : this.node(p)
@@ -74,8 +113,8 @@ export class SpecSource {
   }
 
   /** Position of character `index` inside a scalar's value (accounts for an opening quote). */
-  inScalar(node: Node | undefined, index: number, length = 1): Position & {endCol?: number} {
-    if (!node?.range) return {line: 1, col: 1}
+  inScalar(node: unknown, index: number, length = 1): At {
+    if (!isNode(node) || !node.range) return {line: 1, col: 1}
     const quoted = isScalar(node) && (node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE)
     const block = isScalar(node) && (node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED)
     if (block) return this.span(node.range[0], node.range[1])

@@ -1,6 +1,10 @@
 // The whole check of one spec file: read, parse, schema, build, meaning.
+import {readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {TextDecoder} from 'node:util'
+
+import {CORE_SCHEMA, load as loadYaml} from 'js-yaml'
 
 import {type Diagnostic, diagnostic, hasErrors, sortDiagnostics} from '../diagnostics/diagnostic.js'
 import {checkLockGraph} from '../locks/check.js'
@@ -9,7 +13,7 @@ import {buildSpec} from './build.js'
 import {checkSpec} from './check.js'
 import type {Spec} from './model.js'
 import {checkSchema} from './schema-check.js'
-import {loadSource, type SpecSource} from './source.js'
+import {loadSource, PlainSource, type SourceView, type SpecSource} from './source.js'
 
 export interface SpecResult {
   file: string
@@ -33,12 +37,44 @@ export function coreLockModel(): SpecResult {
  * Checks one spec file. Its lock model is checked together with the core's, so that a user
  * operation calling into the core (or holding a lock across it) is part of the proof.
  */
-export function validateSpecFile(file: string, withCore = true): SpecResult {
+export function validateSpecFile(file: string, withCore = true, fast = true): SpecResult {
+  return (fast ? quickPass(file, withCore) : undefined) ?? fullPass(file, withCore)
+}
+
+/**
+ * Parses with a fast parser and runs every check without positions. Returns a result only
+ * when nothing at all is reported; anything else (a problem, a parse error, an odd file)
+ * goes to the full pass, whose output is then the answer.
+ */
+function quickPass(file: string, withCore: boolean): SpecResult | undefined {
+  let data: unknown
+  try {
+    const bytes = readFileSync(file)
+    if (bytes.includes(0)) return undefined
+    const text = new TextDecoder('utf-8', {fatal: true}).decode(bytes)
+    // Anchors: leave them to the full pass, which bounds alias expansion.
+    if (/(^|[\s,[{])&[^\s]/m.test(text)) return undefined
+    data = loadYaml(text, {schema: CORE_SCHEMA, filename: file})
+  } catch {
+    return undefined
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined
+  const checked = runChecks(new PlainSource(file, data), data as Record<string, unknown>, file, withCore)
+  return checked.diagnostics.length === 0 ? {file, spec: checked.spec, diagnostics: [], ok: true} : undefined
+}
+
+function fullPass(file: string, withCore: boolean): SpecResult {
   const loaded = loadSource(file)
   if (!loaded.source) return {file, diagnostics: loaded.diagnostics, ok: false}
   const {source} = loaded
   const data = source.doc.toJS({maxAliasCount: 100}) as Record<string, unknown>
-  const diagnostics = [...loaded.diagnostics, ...checkSchema(source, data)]
+  const checked = runChecks(source, data, file, withCore)
+  const sorted = sortDiagnostics([...loaded.diagnostics, ...checked.diagnostics])
+  return {file, spec: checked.spec, source, diagnostics: sorted, ok: !hasErrors(sorted)}
+}
+
+function runChecks(source: SourceView, data: Record<string, unknown>, file: string, withCore: boolean): {spec: Spec; diagnostics: Diagnostic[]} {
+  const diagnostics = checkSchema(source, data)
   const built = buildSpec(source, data)
   const isCore = resolve(file) === CORE_LOCKS
   const coreSpec = withCore && !isCore ? coreLockModel().spec : undefined
@@ -46,8 +82,7 @@ export function validateSpecFile(file: string, withCore = true): SpecResult {
   diagnostics.push(...built.diagnostics, ...checkSpec(built.spec, source, coreSpec), ...clashes)
   // With a name clash the two graphs cannot be merged; the clash is the report.
   diagnostics.push(...checkLockGraph(lockGraphOf(built.spec, clashes.length ? undefined : coreSpec)).diagnostics)
-  const sorted = sortDiagnostics(diagnostics)
-  return {file, spec: built.spec, source, diagnostics: sorted, ok: !hasErrors(sorted)}
+  return {spec: built.spec, diagnostics}
 }
 
 /**

@@ -1,3 +1,5 @@
+import {writeFileSync} from 'node:fs'
+
 import {Server} from './generated/runtime/server.js'
 import {disconnected} from './directory.js'
 import {handlers} from './handlers/index.js'
@@ -7,8 +9,14 @@ server.on('close', (session) => disconnected(server, session))
 const {port, backend} = await server.start()
 console.log(`chat listening on port ${port} (${backend})`)
 
-// Operators: kill -USR1 <pid> prints the server's stats as one JSON line.
-process.on('SIGUSR1', () => console.log(`stats ${JSON.stringify(server.stats())}`))
+// Operators read the stats as one JSON line: on SIGUSR1 (POSIX), or every STATS_EVERY_MS
+// milliseconds in the file STATS_FILE (any platform).
+const stats = () => JSON.stringify({at: Date.now(), ...server.stats()})
+process.on('SIGUSR1', () => console.log(`stats ${stats()}`))
+if (process.env.STATS_FILE) {
+  const file = process.env.STATS_FILE
+  setInterval(() => writeFileSync(file, stats()), Number(process.env.STATS_EVERY_MS ?? 1000)).unref()
+}
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

@@ -32,6 +32,7 @@ interface Stats {
 }
 
 interface Running {
+  dir: string
   port: number
   child: ChildProcess
   output: () => string
@@ -67,7 +68,7 @@ async function waitFor<T>(what: string, get: () => T | undefined, ms: number): P
   }
 }
 
-function running(child: ChildProcess, output: () => string, statsFile: string, startMs: number): Promise<Running> {
+function running(dir: string, child: ChildProcess, output: () => string, statsFile: string, startMs: number): Promise<Running> {
   const stats = async () => {
     const asked = Date.now()
     return waitFor('stats', () => {
@@ -82,7 +83,7 @@ function running(child: ChildProcess, output: () => string, statsFile: string, s
   return waitFor('the server to listen', () => {
     const m = /listening on port (\d+)/.exec(output())
     if (child.exitCode !== null) throw new Error(`chat server exited: ${output()}`)
-    return m ? {port: Number(m[1]), child, output, stats} : undefined
+    return m ? {dir, port: Number(m[1]), child, output, stats} : undefined
   }, startMs)
 }
 
@@ -96,7 +97,7 @@ const targets: {name: string; missing?: string; start(): Promise<Running>}[] = [
       const statsFile = join(dir, 'stats.json')
       const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, PORT: '0', HOST: '127.0.0.1', STATS_FILE: statsFile, STATS_EVERY_MS: '50'}, stdio: ['ignore', 'pipe', 'inherit']})
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-      return running(child, () => out, statsFile, 30_000)
+      return running(dir, child, () => out, statsFile, 30_000)
     },
   },
   {
@@ -109,7 +110,7 @@ const targets: {name: string; missing?: string; start(): Promise<Running>}[] = [
       const statsFile = join(dir, 'stats.json')
       const outFile = join(dir, 'stdout.txt')
       const child = startUnderWine(dir, 'dist/src/main.js', {PORT: '0', HOST: '127.0.0.1', STATS_FILE: statsFile, STATS_EVERY_MS: '50'}, outFile)
-      return running(child, () => readIfExists(outFile), statsFile, 180_000)
+      return running(dir, child, () => readIfExists(outFile), statsFile, 180_000)
     },
   },
 ]
@@ -192,6 +193,35 @@ for (const target of targets) {
       if (target.name.startsWith('windows')) expect(backend).toBe('iocp')
       else expect(['uring', 'epoll']).toContain(backend)
     })
+
+    it('lets two people chat with the terminal client (npm run client)', async () => {
+      const person = (id: number, nick: string) => {
+        const child = spawn(process.execPath, ['dist/src/client.js', String(id), nick], {cwd: server.dir, env: {...process.env, PORT: String(port)}})
+        let out = ''
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+        const saw = (text: string) => waitFor(`${nick} to see "${text}"`, () => (out.includes(text) ? true : undefined), 20_000)
+        const type = (line: string) => child.stdin.write(`${line}\n`)
+        const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+        return {saw, type, exited}
+      }
+      const alice = person(501, 'alice')
+      const bob = person(502, 'bob')
+      await alice.saw('* logged in as 501')
+      await bob.saw('* logged in as 502')
+      alice.type('/join lobby')
+      await alice.saw('* lobby: alice')
+      bob.type('/join lobby')
+      await alice.saw('* bob (502) joined lobby')
+      bob.type('hello there')
+      await alice.saw('[lobby] 502: hello there')
+      alice.type('/msg 502 psst')
+      await bob.saw('[private] 501: psst')
+      alice.type('/quit')
+      expect(await alice.exited).toBe(0)
+      await bob.saw('* alice (501) disconnected lobby')
+      bob.type('/quit')
+      expect(await bob.exited).toBe(0)
+    }, 60_000)
 
     const N = 200
     const GROUPS = 4

@@ -53,6 +53,7 @@ struct EngineStats {
   uint64_t bytes_in = 0, bytes_out = 0;
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t accept_errors = 0;
+  bool recv_buffers_provided = false;  // io_uring provided-buffer receives in use
   uint64_t closes[static_cast<size_t>(CloseReason::count_)] = {};
   uint64_t close_count(CloseReason r) const { return closes[static_cast<size_t>(r)]; }
 };
@@ -97,12 +98,14 @@ class Engine {
   void dispatch(const Completion& c);
   void on_accept(IoContext* io, int64_t res);
   void on_recv(IoContext* io, int64_t res);
+  void on_recv_stream(const Completion& c);
   void on_send(IoContext* io, int64_t res);
   void on_disconnect(IoContext* io, int64_t res);
   // Caller drops the completed op's reference afterwards.
   void process_recv(SocketContext* sc, IoContext* io, Batch& batch);
   void setup_connection(socket_t s, const IoContext* accept_io);
   bool post_recv_new(SocketContext* sc);
+  bool post_recv_stream(SocketContext* sc);
   bool post_locked(SocketContext* sc, IoContext* io) REQUIRES(sc->mu);
   bool close_sc(SocketContext* sc, Handle expect, CloseReason reason);
   bool post_disconnect(SocketContext* sc);
@@ -129,6 +132,7 @@ class Engine {
   bool stopped_ GUARDED_BY(life_mu_) = false;
   std::atomic<bool> accepting_{false};
   std::atomic<bool> quit_{false};
+  std::atomic<bool> recv_provided_{false};
   std::atomic<int> accepts_outstanding_{0};
   uint16_t bound_port_ = 0;
 

@@ -533,6 +533,71 @@ void test_shutdown_live(const EngineConfig& cfg) {
   CHECK(s.sink.opened.load() == n && s.sink.closed.load() == n);
 }
 
+// io_uring with provided buffers: an idle connection holds no I/O context
+// (so no receive buffer); the single-shot paths hold one per posted recv.
+void test_idle_holds_no_recv_buffer(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  const bool provided = s.engine->stats().recv_buffers_provided;
+  fprintf(stderr, "  provided receive buffers: %s\n", provided ? "on" : "off");
+  const char* be = getenv("IOCPGEN_BACKEND");
+  const char* pv = getenv("IOCPGEN_URING_PROVIDED");
+  const char* req = getenv("IOCPGEN_TEST_REQUIRE_PROVIDED");
+  if (!be || strcmp(be, "uring") != 0 || (pv && pv[0] == '0')) CHECK(!provided);
+  else if (req && req[0] == '1') CHECK(provided);
+  const int n = scaled(200, 20);
+  std::vector<tnet::Client> cs(static_cast<size_t>(n));
+  for (auto& c : cs) CHECK(c.connect(s.port, 10000));
+  CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == uint64_t(n); }, 10000));
+  const uint32_t want = uint32_t(cfg.accept_backlog) + (provided ? 0 : uint32_t(n) * cfg.recv_depth);
+  auto settled = [&] { return s.engine->stats().io_pool.in_use == want; };
+  CHECK(tnet::wait_until(settled, 5000));
+  // Still receiving; once the echoes are sent the count is flat again.
+  for (int i = 0; i < n; ++i) CHECK(cs[size_t(i)].send_all(frame(kEcho, "idle-" + std::to_string(i))));
+  for (int i = 0; i < n; ++i) CHECK(expect_frame(cs[size_t(i)], kEcho, "idle-" + std::to_string(i)));
+  CHECK(tnet::wait_until(settled, 5000));
+  for (auto& c : cs) c.close();
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 10000));
+}
+
+// Far fewer provided buffers than busy connections: streams end with
+// ENOBUFS and must resume without losing or reordering data.
+void test_recv_buffers_starved(EngineConfig cfg) {
+  cfg.recv_buffers = 2;
+  Server s(cfg);
+  CHECK(s.ok());
+  const int threads = 4, per_thread = scaled(8, 2), frames = 40;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      std::vector<tnet::Client> cs(static_cast<size_t>(per_thread));
+      for (auto& c : cs)
+        if (!c.connect(s.port, 10000)) { bad++; return; }
+      auto payload = [&](size_t i, int k) {
+        std::string p = std::to_string(t) + "/" + std::to_string(i) + "/" + std::to_string(k) + ":";
+        return p + std::string(size_t(1000 + 97 * k), char('a' + k % 26));
+      };
+      for (int round = 0; round < 3; ++round) {
+        for (size_t i = 0; i < cs.size(); ++i) {
+          std::vector<uint8_t> out;
+          for (int k = 0; k < frames; ++k) {
+            std::string p = payload(i, k);
+            encode_frame(out, kEcho, p.data(), uint32_t(p.size()));
+          }
+          if (!cs[i].send_all(out)) bad++;
+        }
+        for (size_t i = 0; i < cs.size(); ++i)
+          for (int k = 0; k < frames; ++k)
+            if (!expect_frame(cs[i], kEcho, payload(i, k))) { bad++; return; }
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  CHECK(bad.load() == 0);
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 10000));
+}
+
 }  // namespace
 
 int main() {
@@ -540,8 +605,10 @@ int main() {
   if (const char* sc = getenv("IOCPGEN_TEST_SCALE")) g_scale = atoi(sc) > 0 ? atoi(sc) : 100;
   const char* be = getenv("IOCPGEN_BACKEND");
   const char* ms = getenv("IOCPGEN_URING_MULTISHOT");
-  fprintf(stderr, "core_test: backend=%s%s scale=%d%%\n", be ? be : "auto",
-          ms && ms[0] == '0' ? " (single-shot accept)" : "", g_scale);
+  const char* pv = getenv("IOCPGEN_URING_PROVIDED");
+  fprintf(stderr, "core_test: backend=%s%s%s scale=%d%%\n", be ? be : "auto",
+          ms && ms[0] == '0' ? " (single-shot accept)" : "",
+          pv && pv[0] == '0' ? " (no provided buffers)" : "", g_scale);
   EngineConfig cfg = base_config();
   struct Test {
     const char* name;
@@ -560,6 +627,8 @@ int main() {
       {"recv_depth_and_foreign_sends", [&] { test_depth_and_foreign_sends(cfg); }},
       {"churn_connect_abort", [&] { test_churn(cfg); }},
       {"shutdown_with_live_connections", [&] { test_shutdown_live(cfg); }},
+      {"idle_holds_no_recv_buffer", [&] { test_idle_holds_no_recv_buffer(cfg); }},
+      {"recv_buffers_starved", [&] { test_recv_buffers_starved(cfg); }},
   };
   int passed = 0, failed = 0;
   auto all0 = std::chrono::steady_clock::now();

@@ -11,10 +11,21 @@
 // the socket) so stream order holds and short sends are finished in place.
 // Receives too: the kernel does not promise to fill two pending recvs of a
 // socket in submission order, and the engine orders data by post order.
+// Provided buffers (kernel with multishot recv + buffer rings, probed in
+// open(); IOCPGEN_URING_PROVIDED=0 forces the old path): the engine posts one
+// buffer-less recv per connection; it becomes a multishot recv that picks
+// buffers from the ring's buffer ring when data arrives, so idle connections
+// hold none. Each chunk is a Completion with more = true; the stream's end is
+// the post's one final completion. Buffers go back (zeroed) only on the
+// owner's thread, via recycle_recv_buffer() after the decoder ran. ENOBUFS
+// ends a stream without losing data; it is re-armed when buffers come back.
 #ifdef IOCPGEN_HAVE_URING
 #include <liburing.h>
 #include <netdb.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <cassert>
 
 #include <cerrno>
 #include <cstdlib>
@@ -46,6 +57,12 @@ struct Ring {
   IoQueue accept_waiters;
   int stash[kStash];
   int stash_n = 0;
+  // Provided receive buffers (owner only once workers run).
+  io_uring_buf_ring* br = nullptr;  // registered as buffer group 0
+  uint8_t* bufs = nullptr;          // nbufs * buffer_size, zeroed
+  uint32_t nbufs = 0;               // power of two
+  uint32_t avail = 0;               // in the buffer ring, as far as reaped CQEs tell
+  IoQueue starved;                  // streams ended by ENOBUFS, waiting for a buffer
   RankedMutex mu{LockRank::port_ring};
   IoQueue inbox GUARDED_BY(mu);  // posts from other threads (io->backend = socket)
   uint32_t wakes GUARDED_BY(mu) = 0;
@@ -60,6 +77,8 @@ class UringPort final : public Port {
       for (int k = 0; k < rings_[i].stash_n; ++k) ::close(rings_[i].stash[k]);
       if (rings_[i].inited) io_uring_queue_exit(&rings_[i].ring);
       if (rings_[i].efd >= 0) ::close(rings_[i].efd);
+      free(rings_[i].br);  // after queue_exit: the kernel no longer uses them
+      free(rings_[i].bufs);
     }
   }
   const char* name() const override { return "uring"; }
@@ -102,7 +121,114 @@ class UringPort final : public Port {
         return false;
       }
     }
+    // IOCPGEN_URING_PROVIDED=0 forces single-shot recv into the context's buffer.
+    const char* pv = getenv("IOCPGEN_URING_PROVIDED");
+    if (!(pv && pv[0] == '0') && probe_recv_multishot()) {
+      provided_ = true;
+      for (int i = 0; i < n_ && provided_; ++i) provided_ = setup_buffers(rings_[i], cfg);
+    }
     return true;
+  }
+
+  static uint32_t pow2_at_least(uint32_t v) {
+    uint32_t p = 1;
+    while (p < v && p < 32768) p <<= 1;
+    return p;
+  }
+
+  // Owner-to-be (helper thread, before workers). All memory for the ring's
+  // buffers is allocated here: the hot path never allocates.
+  bool setup_buffers(Ring& ring, const EngineConfig& cfg) {
+    buf_size_ = cfg.buffer_size < 64 ? 64 : cfg.buffer_size;
+    uint32_t want = cfg.recv_buffers;
+    if (!want) {
+      // Enough for every connection of this ring to hold one chunk at once.
+      uint64_t per = uint64_t(cfg.max_connections) * (cfg.recv_depth ? cfg.recv_depth : 1) / uint32_t(n_);
+      want = uint32_t(per < 16 ? 16 : per > 4096 ? 4096 : per);
+    }
+    ring.nbufs = pow2_at_least(want);
+    void* mem = nullptr;
+    size_t brsz = sizeof(io_uring_buf) * ring.nbufs;
+    if (brsz < 4096) brsz = 4096;
+    if (posix_memalign(&mem, 4096, brsz) != 0) return false;
+    memset(mem, 0, brsz);
+    ring.br = static_cast<io_uring_buf_ring*>(mem);
+    ring.bufs = static_cast<uint8_t*>(calloc(ring.nbufs, buf_size_));
+    if (!ring.bufs) return false;
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uintptr_t>(mem);
+    reg.ring_entries = ring.nbufs;
+    reg.bgid = 0;
+    if (io_uring_register_buf_ring(&ring.ring, &reg, 0) != 0) return false;
+    io_uring_buf_ring_init(ring.br);
+    const int mask = io_uring_buf_ring_mask(ring.nbufs);
+    for (uint32_t b = 0; b < ring.nbufs; ++b)
+      io_uring_buf_ring_add(ring.br, ring.bufs + size_t(b) * buf_size_, buf_size_, uint16_t(b), mask, int(b));
+    io_uring_buf_ring_advance(ring.br, int(ring.nbufs));
+    ring.avail = ring.nbufs;
+    return true;
+  }
+
+  // Multishot recv (6.0) is a flag, not an op, so the probe table cannot
+  // show it: try it on a socketpair in a throwaway ring.
+  static bool probe_recv_multishot() {
+    io_uring r;
+    if (io_uring_queue_init(4, &r, 0) < 0) return false;
+    bool ok = false;
+    int sv[2] = {-1, -1};
+    void* mem = nullptr;
+    static char buf[16];  // static: outlives this frame whatever the kernel does late
+    if (posix_memalign(&mem, 4096, 4096) == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+      memset(mem, 0, 4096);
+      auto* br = static_cast<io_uring_buf_ring*>(mem);
+      io_uring_buf_reg reg{};
+      reg.ring_addr = reinterpret_cast<uintptr_t>(mem);
+      reg.ring_entries = 1;
+      reg.bgid = 0;
+      if (io_uring_register_buf_ring(&r, &reg, 0) == 0) {
+        io_uring_buf_ring_init(br);
+        io_uring_buf_ring_add(br, buf, sizeof buf, 0, io_uring_buf_ring_mask(1), 0);
+        io_uring_buf_ring_advance(br, 1);
+        io_uring_sqe* sqe = io_uring_get_sqe(&r);
+        io_uring_prep_recv_multishot(sqe, sv[0], nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = 0;
+        io_uring_submit(&r);
+        ssize_t w = ::write(sv[1], "x", 1);
+        io_uring_cqe* cqe = nullptr;
+        __kernel_timespec ts{1, 0};
+        if (w == 1 && io_uring_wait_cqe_timeout(&r, &cqe, &ts) == 0) {
+          ok = cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) && (cqe->flags & IORING_CQE_F_MORE);
+          bool more = cqe->flags & IORING_CQE_F_MORE;
+          io_uring_cqe_seen(&r, cqe);
+          // End the stream (EOF) and wait for its last CQE before teardown.
+          ::shutdown(sv[0], SHUT_RDWR);
+          while (more && io_uring_wait_cqe_timeout(&r, &cqe, &ts) == 0) {
+            more = cqe->flags & IORING_CQE_F_MORE;
+            io_uring_cqe_seen(&r, cqe);
+          }
+        }
+      }
+    }
+    if (sv[0] >= 0) ::close(sv[0]);
+    if (sv[1] >= 0) ::close(sv[1]);
+    io_uring_queue_exit(&r);
+    free(mem);
+    return ok;
+  }
+
+  bool provides_recv_buffers() const override { return provided_; }
+
+  // Owner only (the engine dispatches the ring's completions on its worker).
+  void recycle_recv_buffer(const Completion& c) override {
+    const int r = int(c.buf_id >> 16);
+    const uint16_t bid = uint16_t(c.buf_id & 0xffff);
+    assert(current_worker() == r && "provided buffer returned off its ring's thread");
+    Ring& ring = rings_[r];
+    uint8_t* b = ring.bufs + size_t(bid) * buf_size_;
+    if (c.result > 0) memset(b, 0, size_t(c.result));  // the design: buffers go back zeroed
+    give_back(ring, bid);
+    rearm_starved(ring);
   }
 
   bool listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound,
@@ -146,6 +272,7 @@ class UringPort final : public Port {
     sc->port.cancelled = false;
     sc->port.send_inflight = false;
     sc->port.recv_inflight = false;
+    sc->port.starved = false;
     sc->port.send_q = IoQueue{};
     sc->port.recv_q = IoQueue{};
     return true;
@@ -181,6 +308,20 @@ class UringPort final : public Port {
     sc->port.cancelled = true;
     while (IoContext* io = sc->port.send_q.pop()) synth(ring, io, kIoCanceled);
     while (IoContext* io = sc->port.recv_q.pop()) synth(ring, io, kIoCanceled);
+    if (sc->port.starved) {
+      // Not in the kernel: nothing else would complete it.
+      IoQueue keep;
+      while (IoContext* io = ring.starved.pop()) {
+        if (io->backend == sc) {
+          sc->port.starved = false;
+          sc->port.recv_inflight = false;
+          synth(ring, io, kIoCanceled);
+        } else {
+          keep.push(io);
+        }
+      }
+      keep.splice_to(ring.starved);
+    }
     io_uring_sqe* sqe = get_sqe(ring);
     io_uring_prep_cancel_fd(sqe, sc->sock, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, kIgnore);
@@ -242,6 +383,10 @@ class UringPort final : public Port {
           if (on_send_cqe(ring, io, res)) out[n++] = Completion{io, res < 0 ? int64_t(res) : int64_t(io->len)};
           break;
         case OpKind::recv:
+          if (io->buf == nullptr) {
+            if (on_stream_cqe(ring, r, io, res, cqes[i]->flags, &out[n])) ++n;
+            break;
+          }
           on_recv_cqe(ring, io);
           out[n++] = Completion{io, res};
           break;
@@ -251,6 +396,7 @@ class UringPort final : public Port {
       }
     }
     io_uring_cq_advance(&ring.ring, got);
+    if (!ring.starved.empty()) rearm_starved(ring);
     drain_inbox(ring, r);
     if (n < max) n += take_synth(ring, out + n, max - n, &woken);
     return n;
@@ -387,18 +533,80 @@ class UringPort final : public Port {
 
   void prep_recv(Ring& ring, SocketContext* sc, IoContext* io) {
     io_uring_sqe* sqe = get_sqe(ring);
-    io_uring_prep_recv(sqe, sc->sock, io->buf, io->len, 0);
+    if (io->buf == nullptr) {
+      // Buffer-less stream (provided_): the kernel picks a buffer per chunk.
+      io_uring_prep_recv_multishot(sqe, sc->sock, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = 0;
+    } else {
+      io_uring_prep_recv(sqe, sc->sock, io->buf, io->len, 0);
+    }
     io_uring_sqe_set_data(sqe, io);
   }
 
-  // Owner only: start the socket's next queued recv.
-  void on_recv_cqe(Ring& ring, IoContext* io) {
+  void give_back(Ring& ring, uint16_t bid) {
+    io_uring_buf_ring_add(ring.br, ring.bufs + size_t(bid) * buf_size_, buf_size_, bid,
+                          io_uring_buf_ring_mask(ring.nbufs), 0);
+    io_uring_buf_ring_advance(ring.br, 1);
+    ++ring.avail;
+  }
+
+  // Owner only. Streams that hit ENOBUFS go again once a buffer is back.
+  void rearm_starved(Ring& ring) {
+    // At most one per free buffer: the rest would only hit ENOBUFS again.
+    for (uint32_t budget = ring.avail; budget > 0; --budget) {
+      IoContext* io = ring.starved.pop();
+      if (!io) break;
+      SocketContext* sc = static_cast<SocketContext*>(io->backend);
+      sc->port.starved = false;
+      if (sc->port.cancelled) {
+        end_recv(ring, sc);
+        synth(ring, io, kIoCanceled);
+      } else {
+        prep_recv(ring, sc, io);
+      }
+    }
+  }
+
+  // Owner only. One CQE of a buffer-less stream; true: *c is to be delivered.
+  bool on_stream_cqe(Ring& ring, int r, IoContext* io, int res, unsigned flags, Completion* c) {
     SocketContext* sc = static_cast<SocketContext*>(io->backend);
+    const bool more = (flags & IORING_CQE_F_MORE) != 0;
+    *c = Completion{io, res};
+    if (flags & IORING_CQE_F_BUFFER) {
+      const uint16_t bid = uint16_t(flags >> IORING_CQE_BUFFER_SHIFT);
+      --ring.avail;
+      if (res > 0) {
+        c->data = ring.bufs + size_t(bid) * buf_size_;
+        c->buf_id = (uint32_t(r) << 16) | bid;
+      } else {
+        give_back(ring, bid);  // nothing in it
+      }
+    }
+    c->more = more;
+    if (more) return c->data != nullptr;
+    if (res == -ENOBUFS && !sc->port.cancelled) {
+      // Ring empty: the data is still in the socket. The op stays posted.
+      sc->port.starved = true;
+      ring.starved.push(io);
+      return false;
+    }
+    end_recv(ring, sc);
+    return true;
+  }
+
+  // Owner only: the socket's recv finished; start its next queued one.
+  void end_recv(Ring& ring, SocketContext* sc) {
     if (IoContext* next = sc->port.recv_q.pop()) {
       prep_recv(ring, sc, next);
     } else {
       sc->port.recv_inflight = false;
     }
+  }
+
+  // Owner only: start the socket's next queued recv.
+  void on_recv_cqe(Ring& ring, IoContext* io) {
+    end_recv(ring, static_cast<SocketContext*>(io->backend));
   }
 
   void prep_send(Ring& ring, SocketContext* sc, IoContext* io) {
@@ -461,6 +669,8 @@ class UringPort final : public Port {
   int n_ = 0;
   std::unique_ptr<Ring[]> rings_;
   int listen_fd_ = -1;  // set before workers start, closed in the destructor
+  bool provided_ = false;   // set in open(), read-only afterwards
+  uint32_t buf_size_ = 0;   // bytes per provided buffer
   std::atomic<bool> accepts_cancelled_{false};
   std::atomic<uint32_t> next_ring_{0};
   static thread_local int t_worker_;

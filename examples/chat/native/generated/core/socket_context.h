@@ -42,6 +42,7 @@ struct PortSocketState {
   bool registered = false;
   bool send_inflight = false;  // uring: one send SQE in flight per socket
   bool recv_inflight = false;  // uring: one recv SQE in flight per socket
+  bool starved = false;        // uring: multishot recv ended with ENOBUFS, waits for a buffer
   int ring = 0;       // uring: owning ring
   void* extra = nullptr;
 };
@@ -69,6 +70,8 @@ struct SocketContext {
   uint64_t rx_next_seq = 0;
   IoContext* rx_parked = nullptr;   // completed out of order (q_next list)
   bool rx_busy = false;
+  // Provided receive buffers: the one posted recv, holding no buffer.
+  IoContext rx_stream;
 
   // Send side (under mu). Bytes beyond what the posted sends hold wait here, bounded by
   // send_queue_limit; they hold no I/O context, so a connection never has more than

@@ -30,6 +30,7 @@ struct EngineConfig {
   uint32_t send_depth = 2;        // sends posted per connection; more are queued
   uint32_t max_frame = 65536;     // whole frame including the 6-byte header
   size_t send_queue_limit = 1u << 20;  // queued (unposted) bytes before slow_consumer
+  uint32_t recv_buffers = 0;      // io_uring provided buffers per ring (buffer_size each); 0: derived
   bool zero_byte_recv = false;    // IOCP only: 0-byte reads so idle sockets hold no buffer
   bool socket_reuse = false;      // IOCP only: DisconnectEx(TF_REUSE_SOCKET) + reuse_socket()
   std::string host = "0.0.0.0";

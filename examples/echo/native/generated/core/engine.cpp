@@ -135,6 +135,7 @@ bool Engine::start(std::string* why) {
     return false;
   }
   started_ = true;
+  recv_provided_.store(port_->provides_recv_buffers());
   accepting_.store(true);
   for (int i = 0; i < cfg_.workers; ++i) workers_.emplace_back([this, i] { worker_main(i); });
   for (int i = 0; i < cfg_.accept_backlog; ++i) {
@@ -196,7 +197,11 @@ void Engine::worker_main(int worker) {
 void Engine::dispatch(const Completion& c) {
   switch (c.io->kind) {
     case OpKind::accept: on_accept(c.io, c.result); break;
-    case OpKind::recv: on_recv(c.io, c.result); break;
+    case OpKind::recv:
+      // A buffer-less context is the provided-buffer receive stream.
+      if (c.io->buf == nullptr) on_recv_stream(c);
+      else on_recv(c.io, c.result);
+      break;
     case OpKind::send: on_send(c.io, c.result); break;
     case OpKind::disconnect: on_disconnect(c.io, c.result); break;
     case OpKind::none:
@@ -297,6 +302,9 @@ void Engine::setup_connection(socket_t s, const IoContext* aio) {
   if (!accepting_.load()) {
     // Raced with stop(): it may have missed this slot.
     close_sc(sc, h, CloseReason::server_shutdown);
+  } else if (port_->provides_recv_buffers()) {
+    // One stream per connection: the kernel keeps its chunks in order.
+    post_recv_stream(sc);
   } else {
     for (uint32_t i = 0; i < cfg_.recv_depth; ++i) {
       if (!post_recv_new(sc)) break;
@@ -340,7 +348,57 @@ bool Engine::post_recv_new(SocketContext* sc) {
   return ok;
 }
 
+// No pool context: an idle connection holds no receive buffer.
+bool Engine::post_recv_stream(SocketContext* sc) {
+  IoContext* io = &sc->rx_stream;
+  LockGuard g(sc->mu);
+  io->kind = OpKind::recv;
+  io->buf = nullptr;
+  io->len = io->off = 0;
+  io->seq = sc->rx_post_seq;
+  bool ok = post_locked(sc, io);
+  if (ok) ++sc->rx_post_seq;
+  else io->kind = OpKind::none;
+  return ok;
+}
+
 // ---- receive ----------------------------------------------------------------
+
+// Provided-buffer receives: only the owning ring's worker delivers them, in
+// stream order, so no parking is needed. The buffer goes back to the ring
+// after the decoder has consumed it.
+void Engine::on_recv_stream(const Completion& c) {
+  IoContext* io = c.io;
+  SocketContext* sc = sockets_->slot(io->owner.index);
+  const int64_t res = c.result;
+  if (res > 0) {
+    bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
+    if (sc->state.load() == ConnState::open && c.data) {
+      Batch batch(this, sc);
+      FrameError err = sc->decoder.feed(c.data, size_t(res), batch);
+      batch.flush();
+      if (err != FrameError::none) close_sc(sc, Handle{}, reason_for(err));
+    }
+  } else if (res != kIoCanceled) {
+    close_sc(sc, Handle{}, reason_for_result(res));
+  }
+  if (c.data) port_->recycle_recv_buffer(c);
+  if (c.more) return;  // still posted: its reference stays
+  bool ok = false;
+  {
+    LockGuard g(sc->mu);
+    sc->unlink_op(io);
+    ++sc->rx_next_seq;
+    // The stream ended with data (e.g. CQ overflow): post it again.
+    if (res > 0) {
+      io->seq = sc->rx_post_seq;
+      ok = post_locked(sc, io);
+      if (ok) ++sc->rx_post_seq;
+    }
+    if (!ok) io->kind = OpKind::none;
+  }
+  release_ref(sc);
+}
 
 void Engine::on_recv(IoContext* io, int64_t res) {
   SocketContext* sc = sockets_->slot(io->owner.index);
@@ -645,6 +703,7 @@ EngineStats Engine::stats() {
   s.frames_in = frames_in_.load();
   s.frames_out = frames_out_.load();
   s.accept_errors = accept_errors_.load();
+  s.recv_buffers_provided = recv_provided_.load();
   for (size_t i = 0; i < static_cast<size_t>(CloseReason::count_); ++i) s.closes[i] = closes_[i].load();
   return s;
 }

@@ -16,6 +16,18 @@
 // the engine's shutdown() produces instead of kIoCanceled.
 // (16:50) added virtual reuse_socket() with a default; the engine now posts
 // post_disconnect() on close when cfg.socket_reuse && supports_socket_reuse().
+// (17:10) Completion gained data/buf_id/more (defaults keep the old meaning)
+// and Port gained provides_recv_buffers()/recycle_recv_buffer() with
+// defaults; only io_uring with provided buffers uses them.
+//
+// Provided receive buffers (provides_recv_buffers() true after open()): the
+// engine posts one recv per connection with a buffer-less IoContext (buf ==
+// nullptr). Its data arrives in Completions with `data` set; `more` = true
+// means the op is still posted (the backend keeps the IoContext) and another
+// completion follows. Exactly one completion per post has more == false: that
+// one ends the op, so the ownership rule above holds per post. The engine
+// gives every `data` back with recycle_recv_buffer() on the same worker
+// thread, after feeding it to the decoder.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +53,9 @@ constexpr int64_t kIoFailed = -5;       // EIO: anything else
 struct Completion {
   IoContext* io;
   int64_t result;  // bytes transferred, or negative error
+  const uint8_t* data = nullptr;  // recv into a provided buffer: the bytes
+  uint32_t buf_id = 0;            // backend's id of that buffer
+  bool more = false;              // op stays posted; not its final completion
 };
 
 class Port {
@@ -79,6 +94,10 @@ class Port {
     (void)s;
     return false;
   }
+
+  // See "Provided receive buffers" above. Valid after open().
+  virtual bool provides_recv_buffers() const { return false; }
+  virtual void recycle_recv_buffer(const Completion& c) { (void)c; }
 
   // Cancels every op posted on the socket; each still completes exactly once
   // (kIoCanceled, or whatever result it reaches first: the engine has already

@@ -1,0 +1,46 @@
+// node-echo: Node `net` framed echo peer. Parses u32le length frames (split or
+// coalesced across chunks) and writes each whole frame back, like a framed server.
+import net from 'node:net';
+
+const MAX_FRAME = 16 * 1024 * 1024; // reject absurd lengths instead of buffering forever
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
+}
+const port = Number(arg('--port', '0'));
+
+const server = net.createServer({ noDelay: true }, (sock) => {
+  let pending = null; // bytes of an incomplete frame carried to the next chunk
+  sock.on('data', (chunk) => {
+    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    pending = null;
+    let off = 0;
+    sock.cork(); // one writev per chunk, but still one write() per frame
+    while (buf.length - off >= 4) {
+      const len = buf.readUInt32LE(off);
+      if (len < 2 || len > MAX_FRAME) { sock.destroy(); return; }
+      if (buf.length - off < 4 + len) break;
+      const frame = buf.subarray(off, off + 4 + len);
+      const type = frame.readUInt16LE(4); // a framed server dispatches on the type id
+      void type;
+      sock.write(frame);
+      off += 4 + len;
+    }
+    sock.uncork();
+    // Copy the tail so a small remainder does not pin the whole chunk.
+    if (off < buf.length) pending = Buffer.from(buf.subarray(off));
+    if (sock.writableNeedDrain) { // backpressure: stop reading until flushed
+      sock.pause();
+      sock.once('drain', () => sock.resume());
+    }
+  });
+  sock.on('error', () => {}); // resets from churning clients are normal
+});
+
+server.listen({ port, host: '::', ipv6Only: false, backlog: 65535 }, () => {
+  process.stdout.write(`listening on port ${server.address().port}\n`);
+});
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => { server.close(); process.exit(0); });
+}

@@ -105,6 +105,7 @@ class Engine {
   void process_recv(SocketContext* sc, IoContext* io, Batch& batch);
   void setup_connection(socket_t s, const IoContext* accept_io);
   bool post_recv_new(SocketContext* sc);
+  bool post_recv(SocketContext* sc, IoContext* io);
   bool post_recv_stream(SocketContext* sc);
   bool post_locked(SocketContext* sc, IoContext* io) REQUIRES(sc->mu);
   bool close_sc(SocketContext* sc, Handle expect, CloseReason reason);

@@ -233,35 +233,9 @@ class UringPort final : public Port {
 
   bool listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound,
               std::string* why) override {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-    addrinfo* res = nullptr;
-    char portbuf[8];
-    snprintf(portbuf, sizeof portbuf, "%u", unsigned(port));
-    int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), portbuf, &hints, &res);
-    if (rc != 0) {
-      if (why) *why = std::string("getaddrinfo: ") + gai_strerror(rc);
-      return false;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
-      if (why) *why = std::string("socket/bind/listen: ") + strerror(errno);
-      if (fd >= 0) ::close(fd);
-      freeaddrinfo(res);
-      return false;
-    }
-    freeaddrinfo(res);
-    sockaddr_storage ss{};
-    socklen_t sl = sizeof ss;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl);
-    char text[64];
-    net::format_peer(&ss, text, sizeof text, bound);
-    listen_fd_ = fd;
-    return true;
+    // Blocking: accepts are io_uring operations, never a nonblocking accept().
+    listen_fd_ = net::make_listener(host, port, backlog, false, bound, why);
+    return listen_fd_ >= 0;
   }
 
   bool associate(SocketContext* sc) override {

@@ -18,7 +18,10 @@
 #include <windows.h>
 #else
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -86,6 +89,42 @@ inline bool format_peer(const void* sa, char* text, size_t text_len, uint16_t* p
   *port = 0;
   return false;
 }
+
+#ifndef _WIN32
+// The listening socket of the POSIX backends: bound, listening, its port in *bound.
+// -1 with the reason in *why on failure.
+inline int make_listener(const std::string& host, uint16_t port, int backlog, bool nonblocking, uint16_t* bound,
+                         std::string* why) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+  addrinfo* res = nullptr;
+  char portbuf[8];
+  snprintf(portbuf, sizeof portbuf, "%u", unsigned(port));
+  const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), portbuf, &hints, &res);
+  if (rc != 0) {
+    if (why) *why = std::string("getaddrinfo: ") + gai_strerror(rc);
+    return -1;
+  }
+  const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+  int one = 1;
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+    if (why) *why = std::string("socket/bind/listen: ") + strerror(errno);
+    if (fd >= 0) ::close(fd);
+    freeaddrinfo(res);
+    return -1;
+  }
+  freeaddrinfo(res);
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl);
+  char text[64];
+  format_peer(&ss, text, sizeof text, bound);
+  return fd;
+}
+#endif
 
 }  // namespace net
 }  // namespace iocpgen

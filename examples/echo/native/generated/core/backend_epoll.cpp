@@ -42,7 +42,7 @@ class EpollPort final : public Port {
 
   bool listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound,
               std::string* why) override {
-    int fd = make_listener(host, port, backlog, bound, why);
+    int fd = net::make_listener(host, port, backlog, true, bound, why);
     if (fd < 0) return false;
     listen_fd_ = fd;
     epoll_event e{};
@@ -140,43 +140,6 @@ class EpollPort final : public Port {
   static bool fail(std::string* why, const char* what) {
     if (why) *why = std::string(what) + ": " + strerror(errno);
     return false;
-  }
-
-  static int make_listener(const std::string& host, uint16_t port, int backlog, uint16_t* bound,
-                           std::string* why) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-    addrinfo* res = nullptr;
-    char portbuf[8];
-    snprintf(portbuf, sizeof portbuf, "%u", unsigned(port));
-    int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), portbuf, &hints, &res);
-    if (rc != 0) {
-      if (why) *why = std::string("getaddrinfo: ") + gai_strerror(rc);
-      return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      freeaddrinfo(res);
-      fail(why, "socket");
-      return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
-      fail(why, "bind/listen");
-      freeaddrinfo(res);
-      ::close(fd);
-      return -1;
-    }
-    freeaddrinfo(res);
-    sockaddr_storage ss{};
-    socklen_t sl = sizeof ss;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl);
-    char text[64];
-    net::format_peer(&ss, text, sizeof text, bound);
-    return fd;
   }
 
   bool post(SocketContext* sc, IoContext* io, bool is_recv) {

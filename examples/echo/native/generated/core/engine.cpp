@@ -334,17 +334,20 @@ bool Engine::post_recv_new(SocketContext* sc) {
     close_sc(sc, Handle{}, CloseReason::pool_exhausted);
     return false;
   }
+  const bool ok = post_recv(sc, io);
+  if (!ok) release_io(io);
+  return ok;
+}
+
+// Posts io as the socket's next receive, numbered so completions are handled in order.
+bool Engine::post_recv(SocketContext* sc, IoContext* io) {
   io->kind = OpKind::recv;
   io->len = io->cap;
   io->off = 0;
-  bool ok;
-  {
-    LockGuard g(sc->mu);
-    io->seq = sc->rx_post_seq;
-    ok = post_locked(sc, io);
-    if (ok) ++sc->rx_post_seq;
-  }
-  if (!ok) release_io(io);
+  LockGuard g(sc->mu);
+  io->seq = sc->rx_post_seq;
+  const bool ok = post_locked(sc, io);
+  if (ok) ++sc->rx_post_seq;
   return ok;
 }
 
@@ -457,18 +460,9 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
     release_io(io);
     return;
   }
-  // Re-post the same context; its reference carries over to the new op.
-  io->len = io->cap;
-  io->off = 0;
-  bool ok;
-  {
-    LockGuard g(sc->mu);
-    io->seq = sc->rx_post_seq;
-    ok = post_locked(sc, io);
-    if (ok) ++sc->rx_post_seq;
-  }
-  // A successful re-post took its own reference; the caller drops the old one.
-  if (!ok) release_io(io);
+  // Re-post the same context. A successful re-post took its own reference; the caller
+  // drops the old one.
+  if (!post_recv(sc, io)) release_io(io);
 }
 
 // ---- send -------------------------------------------------------------------

@@ -30,7 +30,7 @@ WIN_TEST_SCALE ?= 100
 
 # Same sources as the Linux test, with the IOCP backend instead of the
 # Linux ones.
-CORE_SRCS     ?= src/frame.cpp src/engine.cpp src/port.cpp
+CORE_SRCS     ?= src/frame.cpp src/engine.cpp src/engine_keeper.cpp src/port.cpp
 WIN_CORE_SRCS := $(filter-out src/backend_%.cpp,$(CORE_SRCS)) src/backend_iocp.cpp
 WIN_HDRS      := $(wildcard src/*.h) $(wildcard test/*.h)
 WIN_TEST_SRCS := test/core_test.cpp

@@ -29,6 +29,10 @@ interface Stats {
   closes: Record<string, number>
   badPayloads: number
   backend: string
+  connectionsTotal: number
+  drainTimeouts: number
+  loginQueue: {waiting: number; highWater: number; queued: number; admitted: number; abandoned: number}
+  perIp: {tracked: number; banned: number; bansTotal: number}
 }
 
 interface Running {
@@ -87,30 +91,49 @@ function running(dir: string, child: ChildProcess, output: () => string, statsFi
   }, startMs)
 }
 
-const targets: {name: string; missing?: string; start(): Promise<Running>}[] = [
+interface Target {
+  name: string
+  missing?: string
+  /** Builds a copy of the example once; start() runs servers from it. */
+  prepare(): Promise<string>
+  /** A server with the spec's settings, overridden by env (IOCPGEN_* variables). */
+  start(dir: string, env?: Record<string, string>): Promise<Running>
+}
+
+const serverEnv = (dir: string, tag: string, env: Record<string, string>) => ({PORT: '0', HOST: '127.0.0.1', STATS_FILE: join(dir, `stats-${tag}.json`), STATS_EVERY_MS: '50', ...env})
+let started = 0
+
+const targets: Target[] = [
   {
     name: 'linux',
-    async start() {
+    async prepare() {
       const dir = prepareCopy(true)
       await loadCodec(dir)
+      return dir
+    },
+    async start(dir, env = {}) {
       let out = ''
-      const statsFile = join(dir, 'stats.json')
-      const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, PORT: '0', HOST: '127.0.0.1', STATS_FILE: statsFile, STATS_EVERY_MS: '50'}, stdio: ['ignore', 'pipe', 'inherit']})
+      const e = serverEnv(dir, String(++started), env)
+      const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, ...e}, stdio: ['ignore', 'pipe', 'inherit']})
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-      return running(dir, child, () => out, statsFile, 30_000)
+      return running(dir, child, () => out, e.STATS_FILE, 30_000)
     },
   },
   {
     name: 'windows (IOCP, under Wine)',
     missing: windowsToolsMissing(),
-    async start() {
+    async prepare() {
       const dir = prepareCopy(false)
       crossBuildAddon(dir)
       await loadCodec(dir)
-      const statsFile = join(dir, 'stats.json')
-      const outFile = join(dir, 'stdout.txt')
-      const child = startUnderWine(dir, 'dist/src/main.js', {PORT: '0', HOST: '127.0.0.1', STATS_FILE: statsFile, STATS_EVERY_MS: '50'}, outFile)
-      return running(dir, child, () => readIfExists(outFile), statsFile, 180_000)
+      return dir
+    },
+    async start(dir, env = {}) {
+      const tag = String(++started)
+      const e = serverEnv(dir, tag, env)
+      const outFile = join(dir, `stdout-${tag}.txt`)
+      const child = startUnderWine(dir, 'dist/src/main.js', e, outFile)
+      return running(dir, child, () => readIfExists(outFile), e.STATS_FILE, 180_000)
     },
   },
 ]
@@ -128,11 +151,14 @@ class Client {
   readonly got: Msg[] = []
   private waiters: {test: (m: Msg) => boolean; resolve: () => void}[] = []
   readonly closed: Promise<void>
+  /** The connection ended with an error (a reset) rather than the server's FIN. */
+  reset = false
 
-  constructor(readonly userId: number) {
-    this.s = connect(port, '127.0.0.1')
+  /** from: the source address; the spec limits each address to 64 connections, 20 a second. */
+  constructor(readonly userId: number, from = '127.0.0.1', to = port) {
+    this.s = connect({port: to, host: '127.0.0.1', localAddress: from})
     this.s.setNoDelay(true)
-    this.s.on('error', () => {})
+    this.s.on('error', () => (this.reset = true))
     this.closed = new Promise((r) => this.s.on('close', () => r()))
     this.s.on('data', (d) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d
@@ -168,6 +194,7 @@ class Client {
   }
 }
 
+const dirs = new Map<Target, string>()
 const ack = (seq: number) => (m: Msg) => m.type === 'Ack' && m.seq === seq
 
 for (const target of targets) {
@@ -179,7 +206,8 @@ for (const target of targets) {
 
     beforeAll(async () => {
       if (target.missing) throw new Error(`cannot run on ${target.name}: ${target.missing}`)
-      server = await target.start()
+      dirs.set(target, await target.prepare())
+      server = await target.start(dirs.get(target)!)
       port = server.port
       stats = server.stats
     }, 600_000)
@@ -231,7 +259,8 @@ for (const target of targets) {
 
     it(`${N} clients log in and join ${GROUPS} groups, each acknowledged`, async () => {
       baseline = await stats()
-      for (let i = 0; i < N; i++) clients.push(new Client(i + 1))
+      // Spread over 16 source addresses, within the spec's per-address limits.
+      for (let i = 0; i < N; i++) clients.push(new Client(i + 1, `127.0.0.${10 + (i % 16)}`))
       await Promise.all(clients.map((c) => new Promise((r) => (c.s.connecting ? c.s.once('connect', r) : r(undefined)))))
       for (const c of clients) c.send('Login', {seq: 1, userId: c.userId, nick: `user${c.userId}`})
       await Promise.all(clients.map((c) => c.when(ack(1))))
@@ -313,6 +342,172 @@ for (const target of targets) {
       expect(now.socketPool.inUse).toBe(baseline.socketPool.inUse)
       expect(now.ioPool.inUse).toBe(baseline.ioPool.inUse)
       expect(now.badPayloads).toBe(0)
+    }, 60_000)
+
+    it('refuses a connect flood from one address at accept and bans it; other addresses are served', async () => {
+      const before = await stats()
+      const delta = (now: Stats, reason: string) => (now.closes[reason] ?? 0) - (before.closes[reason] ?? 0)
+      // 60 connects at once: the spec allows 20 a second from one address.
+      const flood = Array.from({length: 60}, (_, i) => new Client(7000 + i, '127.0.0.70'))
+      let now = before
+      for (let i = 0; i < 200; i++) {
+        now = await stats()
+        if (delta(now, 'connect_rate') + delta(now, 'banned') + now.connectionsTotal - before.connectionsTotal >= 60) break
+      }
+      expect(delta(now, 'connect_rate')).toBe(1)  // the one that broke the limit; the rest are banned
+      const admitted = now.connectionsTotal - before.connectionsTotal
+      expect(admitted).toBeGreaterThanOrEqual(20)
+      expect(admitted + delta(now, 'banned') + 1).toBe(60)
+      expect(now.perIp.banned).toBe(1)
+      // The refused ones were reset without a session; the admitted ones are connected.
+      await waitFor('the refused clients to close', () => (flood.filter((c) => c.s.destroyed).length === 60 - admitted ? true : undefined), 10_000)
+      const later = new Client(8001, '127.0.0.70')
+      await later.closed
+      expect(later.got).toEqual([])
+      const other = new Client(8002, '127.0.0.71')
+      other.send('Login', {seq: 1, userId: 8002, nick: 'other'})
+      await other.when(ack(1))
+      expect(other.got.find(ack(1))!.status).toBe(0)
+      for (const c of [...flood, other]) c.s.destroy()
+    }, 60_000)
+
+    it('disconnects a group member that never reads once its send queue is full; the others get everything', async () => {
+      const [talker, listener, stuck] = [new Client(9101, '127.0.0.90'), new Client(9102, '127.0.0.90'), new Client(9103, '127.0.0.90')]
+      for (const c of [talker, listener, stuck]) {
+        c.send('Login', {seq: 1, userId: c.userId, nick: `n${c.userId}`})
+        await c.when(ack(1))
+        c.send('GroupJoin', {seq: 2, group: 'busy'})
+        await c.when(ack(2))
+      }
+      stuck.s.pause()  // reads nothing from now on: kernel buffers fill, then its send queue
+      const before = (await stats()).closes.slow_consumer ?? 0
+      const text = 'x'.repeat(1000)
+      let sent = 0
+      // 1 KB messages in rounds of 100 (100 KB, under the 256 KiB queue limit, so the members
+      // that read keep up) until the core gives up on the stuck member.
+      for (let round = 0; round < 400; round++) {
+        for (let k = 0; k < 100; k++) talker.send('GroupSay', {seq: 10_000 + sent++, group: 'busy', text})
+        await listener.when((m) => m.type === 'GroupDeliver' && m.seq === 10_000 + sent - 1)
+        if (((await stats()).closes.slow_consumer ?? 0) > before) break
+      }
+      // (A paused socket does not notice the reset, so the server's count is the witness.)
+      expect((await stats()).closes.slow_consumer).toBe(before + 1)
+      expect(sent).toBeLessThan(40_000)
+      await listener.when((m) => m.type === 'GroupDeliver' && m.seq === 10_000 + sent - 1)
+      const seqs = listener.got.filter((m) => m.type === 'GroupDeliver').map((m) => m.seq)
+      expect(seqs).toEqual(Array.from({length: sent}, (_, k) => 10_000 + k))
+      for (const c of [talker, listener, stuck]) c.s.destroy()
+    }, 120_000)
+  })
+
+  describe.skipIf(skip)(`the chat example's limits on ${target.name} (4 contexts, a login queue of 3)`, () => {
+    let server: Running
+    let stats: () => Promise<Stats>
+    let to = 0
+    const at = (id: number, from = '127.0.0.80') => new Client(id, from, to)
+    const login = async (c: Client) => {
+      c.send('Login', {seq: 1, userId: c.userId, nick: `u${c.userId}`})
+      await c.when(ack(1))
+      expect(c.got.find(ack(1))!.status).toBe(0)
+    }
+    const position = (n: number) => (m: Msg) => m.type === 'QueuePosition' && m.position === n
+
+    beforeAll(async () => {
+      if (target.missing) throw new Error(`cannot run on ${target.name}: ${target.missing}`)
+      const dir = dirs.get(target) ?? (await target.prepare())
+      server = await target.start(dir, {IOCPGEN_MAX_CONNECTIONS: '4', IOCPGEN_LOGIN_QUEUE: '3', IOCPGEN_IDLE_TIMEOUT_MS: '1500', IOCPGEN_DRAIN_TIMEOUT_MS: '3000'})
+      to = server.port
+      stats = server.stats
+    }, 600_000)
+
+    afterAll(() => {
+      server?.child.kill('SIGKILL')
+    })
+
+    it('closes a client silent past idleTimeout; one that sends heartbeats stays', async () => {
+      const beating = at(2)
+      await login(beating)
+      const beat = setInterval(() => beating.send('Ping', {nonce: 7}), 300)
+      const quiet = at(1)
+      await new Promise((r) => quiet.s.once('connect', r))
+      const t0 = Date.now()  // the quiet one's last bytes go out now
+      try {
+        await login(quiet)
+        await quiet.closed
+        const waited = Date.now() - t0
+        expect(waited).toBeGreaterThanOrEqual(1400)
+        expect(quiet.reset).toBe(false)  // a graceful close
+        await new Promise((r) => setTimeout(r, 2000))
+        expect(beating.s.destroyed).toBe(false)
+        expect((await stats()).closes.idle_timeout).toBe(1)
+      } finally {
+        clearInterval(beat)
+        beating.s.destroy()
+      }
+    }, 60_000)
+
+    const full: Client[] = []
+    const queued: Client[] = []
+
+    it('queues logins when every context is taken, tells each its position, admits them in order', async () => {
+      for (let i = 0; i < 100 && (await stats()).socketPool.inUse > 0; i++) await new Promise((r) => setTimeout(r, 50))
+      for (let i = 0; i < 4; i++) {
+        full.push(at(11 + i))
+        await login(full[i]!)
+      }
+      // Each sends its login while waiting: it is handled once the client is admitted.
+      for (let i = 0; i < 3; i++) {
+        const q = at(21 + i)
+        q.send('Login', {seq: 1, userId: q.userId, nick: `q${i}`})
+        await q.when(position(i + 1))
+        queued.push(q)
+      }
+      const turnedAway = at(30)
+      await turnedAway.closed
+      expect(turnedAway.got).toEqual([])
+      let s = await stats()
+      expect(s.closes.login_queue_full).toBe(1)
+      expect(s.loginQueue).toMatchObject({waiting: 3, highWater: 3, queued: 3, admitted: 0})
+
+      // Logout: its Ack arrives before the connection ends (a graceful close), and the
+      // first in line takes the freed context.
+      full[0]!.send('Logout', {seq: 2})
+      await full[0]!.closed
+      expect(full[0]!.got.filter(ack(2)).map((m) => m.status)).toEqual([0])
+      expect(full[0]!.reset).toBe(false)
+      await queued[0]!.when(ack(1))
+      const seen = queued[0]!.got.map((m) => (m.type === 'QueuePosition' ? `pos ${m.position}` : m.type))
+      expect(seen.slice(0, 4)).toEqual(['pos 1', 'pos 0', 'LoginOk', 'Ack'])
+      await queued[1]!.when(position(1))
+      await queued[2]!.when(position(2))
+
+      full[1]!.s.destroy()
+      await queued[1]!.when(ack(1))
+      expect(queued[1]!.got.find(ack(1))!.status).toBe(0)
+      await queued[2]!.when(position(1))
+      s = await stats()
+      expect(s.loginQueue).toMatchObject({waiting: 1, queued: 3, admitted: 2})
+      expect(s.socketPool.inUse).toBe(4)
+    }, 60_000)
+
+    // Windows has no SIGTERM; Wine turns SIGINT into the Ctrl+C that Node reports as SIGINT.
+    const stopSignal = target.name === 'linux' ? 'SIGTERM' : 'SIGINT'
+    it(`stops on ${stopSignal} after delivering every message it accepted`, async () => {
+      const [a, b] = [full[2]!, full[3]!]
+      for (const c of [a, b]) c.send('GroupJoin', {seq: 3, group: 'last'})
+      await Promise.all([a.when(ack(3)), b.when(ack(3))])
+      for (let k = 0; k < 300; k++) a.send('GroupSay', {seq: 1000 + k, group: 'last', text: `m${k}`})
+      await b.when((m) => m.type === 'GroupDeliver')
+      server.child.kill(stopSignal)
+      const code = await new Promise((r) => server.child.on('exit', r))
+      expect(code).toBe(0)
+      await Promise.all([...full.slice(2), ...queued].map((c) => c.closed))
+      // Every message the server acknowledged to the sender reached the other member.
+      const acked = a.got.filter((m) => m.type === 'Ack' && (m.seq as number) >= 1000).map((m) => m.seq)
+      const delivered = b.got.filter((m) => m.type === 'GroupDeliver').map((m) => m.seq)
+      expect(acked.length).toBeGreaterThan(0)
+      expect(delivered).toEqual(acked)
+      expect(a.reset || b.reset).toBe(false)
     }, 60_000)
   })
 }

@@ -16,7 +16,7 @@ describe('iocpgen locks', () => {
     const r = iocpgen('locks', 'examples/chat/chat.yaml', '--format', 'json')
     expect(r.code).toBe(0)
     const g = JSON.parse(r.stdout)
-    expect(g.locks.map((l: {name: string}) => l.name)).toEqual(['users', 'groups', 'group', 'bans'])
+    expect(g.locks.map((l: {name: string}) => l.name)).toEqual(['users', 'groups', 'group'])
     expect(g.edges).toContainEqual({from: 'groups', to: 'group', declared: true, operations: ['disconnect', 'groupJoin', 'groupSay'], problem: false})
     expect(g.edges.filter((e: {problem: boolean}) => e.problem)).toEqual([])
     expect(g.diagnostics).toEqual([])

@@ -7,6 +7,7 @@
       "sources": [
         "native/generated/addon.cpp",
         "native/generated/core/engine.cpp",
+        "native/generated/core/engine_keeper.cpp",
         "native/generated/core/frame.cpp",
         "native/generated/core/port.cpp",
       ],

@@ -31,6 +31,21 @@ struct EngineConfig {
   uint32_t recv_buffers = 0;      // io_uring provided buffers per ring (buffer_size each); 0: derived
   bool zero_byte_recv = false;    // IOCP only: 0-byte reads so idle sockets hold no buffer
   bool socket_reuse = false;      // IOCP only: DisconnectEx(TF_REUSE_SOCKET) + reuse_socket()
+  bool drop_when_slow = false;    // a full send queue drops the new bytes instead of closing
+
+  // Flood limits, checked at accept before a per-socket context is taken. 0 disables.
+  uint32_t per_ip_max_connections = 0;
+  uint32_t per_ip_connects_per_sec = 0;
+  uint32_t per_ip_ban_ms = 60000;  // an address that breaks a limit is refused this long
+
+  // When every per-socket context is taken: queue up to login_queue accepted sockets and
+  // admit them in order as contexts free (0: refuse as pool_exhausted). Queued clients get
+  // a frame of type queue_notice_type with a u32 position (0 = admitted); 0: no notices.
+  uint32_t login_queue = 0;
+  uint16_t queue_notice_type = 0;
+
+  uint32_t idle_timeout_ms = 0;    // close a connection silent this long; 0 disables
+  uint32_t drain_timeout_ms = 5000;  // a graceful close resets the connection after this
   std::string host = "0.0.0.0";
   uint16_t port = 0;              // 0: ephemeral, see Engine::port()
   BackendChoice backend = BackendChoice::automatic;

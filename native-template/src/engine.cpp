@@ -25,6 +25,11 @@ const char* close_reason_name(CloseReason r) {
     case CloseReason::pool_exhausted: return "pool_exhausted";
     case CloseReason::server_shutdown: return "server_shutdown";
     case CloseReason::local_close: return "local_close";
+    case CloseReason::idle_timeout: return "idle_timeout";
+    case CloseReason::banned: return "banned";
+    case CloseReason::per_ip_limit: return "per_ip_limit";
+    case CloseReason::connect_rate: return "connect_rate";
+    case CloseReason::login_queue_full: return "login_queue_full";
     case CloseReason::count_: break;
   }
   return "?";
@@ -58,10 +63,29 @@ bool abortive(CloseReason r) {
     case CloseReason::bad_frame_length:
     case CloseReason::slow_consumer:
     case CloseReason::pool_exhausted:
+    case CloseReason::banned:
+    case CloseReason::per_ip_limit:
+    case CloseReason::connect_rate:
+    case CloseReason::login_queue_full:
       return true;
     default:
       return false;
   }
+}
+
+// Closes we start while the peer may still be reading: deliver what was sent first.
+bool graceful(CloseReason r) {
+  return r == CloseReason::local_close || r == CloseReason::server_shutdown || r == CloseReason::idle_timeout;
+}
+
+AdmissionConfig admission_config(const EngineConfig& c) {
+  AdmissionConfig a;
+  a.max_connections = c.per_ip_max_connections;
+  a.connects_per_sec = c.per_ip_connects_per_sec;
+  a.ban_ms = c.per_ip_ban_ms;
+  // Live addresses are bounded by the connections; the rest are bans and recent connects.
+  a.max_tracked = size_t(c.max_connections) + c.login_queue + 65536;
+  return a;
 }
 
 }  // namespace
@@ -89,7 +113,8 @@ class Engine::Batch final : public FrameHandler {
   size_t n_ = 0;
 };
 
-Engine::Engine(const EngineConfig& cfg, FrameSink* sink) : cfg_(cfg), sink_(sink) {
+Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
+    : cfg_(cfg), sink_(sink), admission_(admission_config(cfg)) {
   if (cfg_.workers < 1) cfg_.workers = 1;
   if (cfg_.recv_depth < 1) cfg_.recv_depth = 1;
   if (cfg_.send_depth < 1) cfg_.send_depth = 1;
@@ -136,6 +161,7 @@ bool Engine::start(std::string* why) {
   recv_provided_.store(port_->provides_recv_buffers());
   accepting_.store(true);
   for (int i = 0; i < cfg_.workers; ++i) workers_.emplace_back([this, i] { worker_main(i); });
+  keeper_ = std::thread([this] { keeper_main(); });
   for (int i = 0; i < cfg_.accept_backlog; ++i) {
     IoContext* io = acquire_io();
     if (!io) break;
@@ -156,8 +182,10 @@ void Engine::stop() {
   // 1. No new connections; posted accepts complete as cancelled.
   accepting_.store(false);
   port_->cancel_accepts();
-  // 2. Close every client. A connection set up concurrently sees
-  //    accepting_ == false and closes itself.
+  // 2. Refuse the queued logins, then close every client gracefully: what was sent is
+  //    delivered, and the keeper resets whoever has not finished after drain_timeout_ms.
+  //    A connection set up concurrently sees accepting_ == false and closes itself.
+  refuse_queued();
   for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
     Handle h = sockets_->current(i);
     if (h.valid()) close(h, CloseReason::server_shutdown);
@@ -176,7 +204,13 @@ void Engine::stop() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  // 4. Wake each worker; they see quit_ and return.
+  // 4. Stop the keeper, then wake each worker; they see quit_ and return.
+  {
+    LockGuard k(keeper_mu_);
+    keeper_quit_ = true;
+  }
+  keeper_cv_.notify_all();
+  keeper_.join();
   quit_.store(true);
   for (int i = 0; i < (int)workers_.size(); ++i) port_->wake(i);
   for (std::thread& t : workers_) t.join();
@@ -225,7 +259,14 @@ void Engine::on_accept(IoContext* io, int64_t res) {
   io->accept_sock = kInvalidSocket;
   if (res >= 0 && s != kInvalidSocket) {
     if (accepting_.load()) {
-      setup_connection(s, io);
+      Accepted a;
+      a.sock = s;
+      a.addr_len = io->peer_addr_len > 0 ? std::min<int>(io->peer_addr_len, int(sizeof a.addr)) : 0;
+      if (a.addr_len > 0) {
+        memcpy(a.addr, io->peer_addr, size_t(a.addr_len));
+        a.ip = IpKey::of(a.addr);
+      }
+      accept_client(a);
     } else {
       net::close_socket(s);
     }
@@ -239,16 +280,44 @@ void Engine::on_accept(IoContext* io, int64_t res) {
   accepts_outstanding_.fetch_sub(1);
 }
 
-void Engine::setup_connection(socket_t s, const IoContext* aio) {
-  Handle h = sockets_->acquire();
-  if (!h.valid()) {
-    // Refuse: RST at once so the client learns quickly. Count first so the
-    // count is visible by the time the client sees the reset.
-    count_close(CloseReason::pool_exhausted);
-    net::set_linger_zero(s);
-    net::close_socket(s);
+// Limits first, so a flood costs no per-socket context; then a context, or the login
+// queue when every context is taken (and while others wait, so nobody jumps the queue).
+void Engine::accept_client(Accepted& a) {
+  if (admission_.enabled() && a.addr_len > 0) {
+    switch (admission_.admit(a.ip, clock_ms())) {
+      case Verdict::admit: a.ip_counted = true; break;
+      case Verdict::banned: return refuse(a, CloseReason::banned);
+      case Verdict::per_ip_limit: return refuse(a, CloseReason::per_ip_limit);
+      case Verdict::connect_rate: return refuse(a, CloseReason::connect_rate);
+      // Every tracked address is connected, banned or recent: refuse like a ban.
+      case Verdict::table_full: return refuse(a, CloseReason::banned);
+    }
+  }
+  if (cfg_.login_queue > 0 && queue_len_.load() > 0) {
+    if (!enqueue_login(a)) refuse(a, CloseReason::login_queue_full);
     return;
   }
+  Handle h = sockets_->acquire();
+  if (h.valid()) return setup_connection(a, h, false);
+  if (cfg_.login_queue == 0) return refuse(a, CloseReason::pool_exhausted);
+  if (!enqueue_login(a)) refuse(a, CloseReason::login_queue_full);
+}
+
+// RST at once so the client learns quickly. Counted first, so the count is visible by
+// the time the client sees the reset.
+void Engine::refuse(Accepted& a, CloseReason why) {
+  count_close(why);
+  if (a.ip_counted) forget_ip(a.ip);
+  a.ip_counted = false;
+  net::set_linger_zero(a.sock);
+  net::close_socket(a.sock);
+  a.sock = kInvalidSocket;
+}
+
+void Engine::forget_ip(const IpKey& ip) { admission_.release(ip); }
+
+void Engine::setup_connection(Accepted& a, Handle h, bool from_queue) {
+  const socket_t s = a.sock;
   int one = 1;
   ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof one);
   SocketContext* sc = sockets_->slot(h.index);
@@ -268,7 +337,12 @@ void Engine::setup_connection(socket_t s, const IoContext* aio) {
     sc->self = h;
     sc->peer_port = 0;
     sc->peer[0] = 0;
-    if (aio->peer_addr_len > 0) net::format_peer(aio->peer_addr, sc->peer, sizeof sc->peer, &sc->peer_port);
+    if (a.addr_len > 0) net::format_peer(a.addr, sc->peer, sizeof sc->peer, &sc->peer_port);
+    sc->ip = a.ip;
+    sc->ip_counted = a.ip_counted;
+    sc->fin_sent = false;
+    sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
+    sc->drain_deadline_ms.store(0, std::memory_order_relaxed);
     sc->close_reason = CloseReason::none;
     sc->ops_head = nullptr;
     sc->ops_count = 0;
@@ -296,6 +370,11 @@ void Engine::setup_connection(socket_t s, const IoContext* aio) {
     return;
   }
   sc->announced = true;
+  if (from_queue && cfg_.queue_notice_type) {
+    // Position 0: admitted. Ahead of anything the application sends.
+    const uint8_t zero[4] = {0, 0, 0, 0};
+    send_frame(h, cfg_.queue_notice_type, zero, 4);
+  }
   sink_->on_open(h, sc->peer, sc->peer_port);
   if (!accepting_.load()) {
     // Raced with stop(): it may have missed this slot.
@@ -314,7 +393,8 @@ void Engine::setup_connection(socket_t s, const IoContext* aio) {
 // ---- posting ----------------------------------------------------------------
 
 bool Engine::post_locked(SocketContext* sc, IoContext* io) {
-  if (sc->state.load() != ConnState::open) return false;
+  const ConnState st = sc->state.load();
+  if (st != ConnState::open && st != ConnState::draining) return false;
   io->owner = sc->self;
   sc->outstanding.fetch_add(1);
   sc->link_op(io);
@@ -374,6 +454,8 @@ void Engine::on_recv_stream(const Completion& c) {
   const int64_t res = c.result;
   if (res > 0) {
     bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
+    sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
+    // Draining: the bytes are read (so the peer's FIN is seen) and dropped.
     if (sc->state.load() == ConnState::open && c.data) {
       Batch batch(this, sc);
       FrameError err = sc->decoder.feed(c.data, size_t(res), batch);
@@ -447,7 +529,14 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
   }
   bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
   io->mark_dirty(uint32_t(res));
-  if (sc->state.load() != ConnState::open) {
+  sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
+  const ConnState st = sc->state.load();
+  if (st == ConnState::draining) {
+    // Read on and drop the bytes, so the peer's FIN (or the deadline) ends the drain.
+    if (!post_recv(sc, io)) release_io(io);
+    return;
+  }
+  if (st != ConnState::open) {
     release_io(io);
     return;
   }
@@ -514,6 +603,10 @@ bool Engine::send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t 
     LockGuard g(sc->mu);
     if (sc->self != conn || sc->state.load() != ConnState::open) return false;
     if (sc->queued() + total > cfg_.send_queue_limit) {
+      if (cfg_.drop_when_slow) {
+        frames_dropped_.fetch_add(frames ? frames : 1, std::memory_order_relaxed);
+        return false;
+      }
       close_for = CloseReason::slow_consumer;
     } else {
       for (size_t i = 0; i < nparts; ++i) sc->sendq.insert(sc->sendq.end(), parts[i].data, parts[i].data + parts[i].len);
@@ -553,13 +646,15 @@ void Engine::on_send(IoContext* io, int64_t res) {
     sc->unlink_op(io);
     --sc->sends_posted;
     // Refill this context from the queue and post it again: no pool round trip.
-    if (res >= 0 && sc->state.load() == ConnState::open && sc->queued() > 0) {
+    const ConnState st = sc->state.load();
+    if (res >= 0 && (st == ConnState::open || st == ConnState::draining) && sc->queued() > 0) {
       fill_send(sc, io);
       if (post_locked(sc, io)) {
         ++sc->sends_posted;
         reposted = true;
       }
     }
+    if (res >= 0 && st == ConnState::draining) finish_drain(sc);
   }
   if (res >= 0) {
     bytes_out_.fetch_add(uint64_t(res), std::memory_order_relaxed);
@@ -590,19 +685,38 @@ bool Engine::close(Handle conn, CloseReason reason) {
 }
 
 // expect invalid = caller already holds a reference to sc (a completion).
+// open -> draining for graceful reasons; open or draining -> closing for the rest (a
+// failing drain, the peer's FIN, a reset, a bad frame, the drain deadline). The first
+// close names the reason; exactly one transition drops the open reference.
 bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
   std::vector<uint8_t> unsent;  // freed after the lock is released
+  bool first, draining = false;
   {
     LockGuard g(sc->mu);
     if (expect.valid() && sc->self != expect) return false;
-    if (sc->state.load() != ConnState::open) return false;  // exactly one closer
-    sc->state.store(ConnState::closing);
-    sc->close_reason = reason;
-    // Queued bytes were never posted; posted sends complete (or cancel) on their own.
-    unsent.swap(sc->sendq);
-    sc->sendq_head = 0;
+    const ConnState st = sc->state.load();
+    first = st == ConnState::open;
+    if (!first && !(st == ConnState::draining && !graceful(reason))) return false;
+    if (first) sc->close_reason = reason;
+    else draining_.fetch_sub(1);
+    if (first && graceful(reason)) {
+      draining_.fetch_add(1);
+      sc->state.store(ConnState::draining);
+      sc->drain_deadline_ms.store(clock_ms() + cfg_.drain_timeout_ms, std::memory_order_relaxed);
+      finish_drain(sc);
+      draining = true;
+    } else {
+      sc->state.store(ConnState::closing);
+      // Queued bytes were never posted; posted sends complete (or cancel) on their own.
+      unsent.swap(sc->sendq);
+      sc->sendq_head = 0;
+    }
   }
-  count_close(reason);
+  if (first) count_close(reason);
+  if (draining) {
+    wake_keeper();  // it enforces the drain deadline
+    return true;
+  }
   // Socket reuse (IOCP DisconnectEx): graceful closes only.
   const bool reuse = cfg_.socket_reuse && !abortive(reason) && port_->supports_socket_reuse();
   if (abortive(reason)) net::set_linger_zero(sc->sock);
@@ -611,6 +725,14 @@ bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
   if (reuse && !post_disconnect(sc)) net::shutdown_both(sc->sock);
   release_ref(sc);  // drop the open reference
   return true;
+}
+
+// Draining and nothing left to send: half-close, so the peer reads everything, then
+// our FIN. Receives stay posted until the peer's FIN ends the connection.
+void Engine::finish_drain(SocketContext* sc) {
+  if (sc->fin_sent || sc->sends_posted > 0 || sc->queued() > 0) return;
+  sc->fin_sent = true;
+  net::shutdown_send(sc->sock);
 }
 
 // The only post made while closing; we still hold the open reference.
@@ -662,11 +784,18 @@ void Engine::finalize(SocketContext* sc) {
   if (sc->announced) sink_->on_close(h, reason);
   if (!reusable || !port_->reuse_socket(s)) net::close_socket(s);
   conn_current_.fetch_sub(1, std::memory_order_relaxed);
+  bool counted;
+  IpKey ip;
   {
     LockGuard g(sc->mu);
     sc->state.store(ConnState::free);
+    counted = sc->ip_counted;
+    sc->ip_counted = false;
+    ip = sc->ip;
   }
+  if (counted) forget_ip(ip);
   sockets_->release(h);
+  if (cfg_.login_queue > 0 && queue_len_.load() > 0) wake_keeper();  // a context is free
 }
 
 void Engine::dump(FILE* out) {
@@ -696,6 +825,20 @@ EngineStats Engine::stats() {
   s.frames_out = frames_out_.load();
   s.accept_errors = accept_errors_.load();
   s.recv_buffers_provided = recv_provided_.load();
+  s.frames_dropped = frames_dropped_.load();
+  s.drain_timeouts = drain_timeouts_.load();
+  {
+    LockGuard k(keeper_mu_);
+    s.login_queue_current = uint32_t(queue_.size());
+    s.login_queue_high_water = queue_high_water_;
+    s.login_queued_total = queued_total_;
+    s.login_queue_admitted = queue_admitted_;
+    s.login_queue_abandoned = queue_abandoned_;
+  }
+  const Admission::Counts ac = admission_.counts(clock_ms());
+  s.addresses_tracked = ac.tracked;
+  s.addresses_banned = ac.banned_now;
+  s.bans_total = ac.bans_total;
   for (size_t i = 0; i < static_cast<size_t>(CloseReason::count_); ++i) s.closes[i] = closes_[i].load();
   return s;
 }

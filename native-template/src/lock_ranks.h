@@ -14,10 +14,12 @@ enum class LockRank : uint8_t {
   port_queue = 4,
   pool = 5,
   bridge = 6,
+  admission = 7,
+  keeper = 8,
 };
-constexpr int kLockRankCount = 7;
+constexpr int kLockRankCount = 9;
 
-constexpr const char* kLockRankNames[kLockRankCount] = {"engine", "socket", "port_socket", "port_ring", "port_queue", "pool", "bridge"};
+constexpr const char* kLockRankNames[kLockRankCount] = {"engine", "socket", "port_socket", "port_ring", "port_queue", "pool", "bridge", "admission", "keeper"};
 
 // kMayHold[r] has bit h set when lock h may be held while lock r is taken.
 constexpr uint32_t kMayHold[kLockRankCount] = {
@@ -28,6 +30,8 @@ constexpr uint32_t kMayHold[kLockRankCount] = {
   0x00000007u,  // port_queue  after: engine, socket, port_socket
   0x00000003u,  // pool        after: engine, socket
   0x00000000u,  // bridge      after: (nothing)
+  0x00000001u,  // admission   after: engine
+  0x00000001u,  // keeper      after: engine
 };
 
 }  // namespace iocpgen

@@ -54,6 +54,48 @@ inline void shutdown_both(socket_t s) {
 #endif
 }
 
+// Half-close: our FIN goes out after the bytes already sent; receiving goes on.
+inline void shutdown_send(socket_t s) {
+#ifdef _WIN32
+  ::shutdown(s, SD_SEND);
+#else
+  ::shutdown(s, SHUT_WR);
+#endif
+}
+
+// Non-blocking mode for sockets the engine writes to directly (the login queue's
+// notices); the backends' own I/O does not depend on it.
+inline void set_nonblocking(socket_t s, bool on) {
+#ifdef _WIN32
+  u_long v = on ? 1 : 0;
+  ::ioctlsocket(s, FIONBIO, &v);
+#else
+  (void)s;
+  (void)on;  // MSG_DONTWAIT per call instead
+#endif
+}
+
+// Writes all of a small message now or not at all (false: full or broken).
+inline bool send_now(socket_t s, const void* data, int len) {
+#ifdef _WIN32
+  return ::send(s, static_cast<const char*>(data), len, 0) == len;
+#else
+  return ::send(s, data, size_t(len), MSG_DONTWAIT | MSG_NOSIGNAL) == len;
+#endif
+}
+
+// True when the peer has closed or reset (it may have sent data first: that is kept).
+inline bool peer_gone(socket_t s) {
+  char c;
+#ifdef _WIN32
+  const int n = ::recv(s, &c, 1, MSG_PEEK);
+  return n == 0 || (n < 0 && WSAGetLastError() != WSAEWOULDBLOCK);
+#else
+  const ssize_t n = ::recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+#endif
+}
+
 // Abortive close (RST) so a slow or bad client does not linger in TIME_WAIT.
 inline void set_linger_zero(socket_t s) {
   struct linger lg;

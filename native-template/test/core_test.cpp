@@ -40,6 +40,9 @@ int scaled(int n, int min = 1) {
 constexpr uint16_t kEcho = 1;     // payload 0..60000, echoed
 constexpr uint16_t kBounded = 2;  // payload 4..8, echoed
 constexpr uint16_t kFlood = 3;    // payload 4: u32 count, server sends count x 16 KiB
+constexpr uint16_t kCloseAfter = 4;  // payload 4: u32 count, count x 16 KiB, then a graceful close
+constexpr uint16_t kNotice = 5;   // login-queue position notices (server to client)
+constexpr uint32_t kBig = 16384;  // whole frame size of the flood frames
 
 // Echoes every frame back through Engine::send_frame.
 class EchoSink : public FrameSink {
@@ -55,12 +58,13 @@ class EchoSink : public FrameSink {
   void on_frames(const FrameView* f, size_t n) override {
     frames.fetch_add(n);
     for (size_t i = 0; i < n; ++i) {
-      if (f[i].type == kFlood) {
+      if (f[i].type == kFlood || f[i].type == kCloseAfter) {
         uint32_t count = load_u32le(f[i].payload);
-        static const std::vector<uint8_t> big(16384 - kFrameHeader, 0x5a);
+        static const std::vector<uint8_t> big(kBig - kFrameHeader, 0x5a);
         for (uint32_t k = 0; k < count; ++k) {
           if (!engine->send_frame(f[i].conn, kEcho, big.data(), uint32_t(big.size()))) break;
         }
+        if (f[i].type == kCloseAfter) engine->close(f[i].conn, CloseReason::local_close);
       } else {
         engine->send_frame(f[i].conn, f[i].type, f[i].payload, f[i].len);
       }
@@ -79,7 +83,7 @@ EngineConfig base_config() {
   c.accept_backlog = 16;
   c.max_frame = 65536;
   c.send_queue_limit = 1u << 20;
-  c.messages = {{kEcho, 0, 60000}, {kBounded, 4, 8}, {kFlood, 4, 4}};
+  c.messages = {{kEcho, 0, 60000}, {kBounded, 4, 8}, {kFlood, 4, 4}, {kCloseAfter, 4, 4}};
   return c;
 }
 
@@ -513,7 +517,9 @@ void test_churn(const EngineConfig& cfg) {
   CHECK(s.sink.opened.load() == s.sink.closed.load());
 }
 
-void test_shutdown_live(const EngineConfig& cfg) {
+// These clients never read or close: each waits out the drain deadline.
+void test_shutdown_live(EngineConfig cfg) {
+  cfg.drain_timeout_ms = 300;
   Server s(cfg);
   CHECK(s.ok());
   const int n = scaled(1000, 50);
@@ -531,6 +537,7 @@ void test_shutdown_live(const EngineConfig& cfg) {
   CHECK(st.socket_pool.in_use == 0 && st.io_pool.in_use == 0 && st.connections_current == 0);
   CHECK(st.close_count(CloseReason::server_shutdown) == uint64_t(n));
   CHECK(s.sink.opened.load() == n && s.sink.closed.load() == n);
+  CHECK(st.drain_timeouts == uint64_t(n));
 }
 
 // io_uring with provided buffers: an idle connection holds no I/O context
@@ -598,6 +605,213 @@ void test_recv_buffers_starved(EngineConfig cfg) {
   CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 10000));
 }
 
+
+std::string u32s(uint32_t v) {
+  char b[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
+  return std::string(b, 4);
+}
+
+// A refused connect: either connect() fails or the reset follows at once.
+bool refused(uint16_t port, const char* from) {
+  tnet::Client c;
+  return !c.connect(port, 3000, 0, from) || c.wait_closed();
+}
+
+// A graceful close delivers every byte already accepted, then a FIN (not a reset).
+void test_graceful_close_delivers(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client c;
+  CHECK(c.connect(s.port, 10000));
+  const uint32_t count = 48;  // 768 KiB: far more than the socket buffers hold
+  CHECK(c.send_all(frame(kCloseAfter, u32s(count))));
+  uint64_t got = 0;
+  CHECK(c.read_to_eof(&got));
+  CHECK(got == uint64_t(count) * kBig);
+  c.close();
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+  EngineStats st = s.engine->stats();
+  CHECK(st.close_count(CloseReason::local_close) == 1 && st.drain_timeouts == 0);
+}
+
+// A client that never reads cannot hold a closing connection (or the server) forever.
+void test_drain_deadline(EngineConfig cfg) {
+  cfg.drain_timeout_ms = 300;
+  cfg.send_queue_limit = 8u << 20;
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client c;
+  CHECK(c.connect(s.port, 5000, 4096));
+  CHECK(c.send_all(frame(kCloseAfter, u32s(256))));  // 4 MiB, never read
+  CHECK(tnet::wait_until([&] { return s.engine->stats().drain_timeouts == 1; }, 5000));
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+  CHECK(s.engine->stats().close_count(CloseReason::local_close) == 1);
+  CHECK(s.sink.closed.load() == 1);
+}
+
+// stop() delivers what was already sent to every client before closing it.
+void test_shutdown_delivers(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  const int n = scaled(20, 4);
+  const uint32_t each = 8;
+  std::vector<tnet::Client> cs(static_cast<size_t>(n));
+  for (auto& c : cs) CHECK(c.connect(s.port, 10000));
+  for (auto& c : cs) CHECK(c.send_all(frame(kFlood, u32s(each))));
+  // Every flood frame is queued in the core before the stop begins.
+  CHECK(tnet::wait_until([&] { return s.engine->stats().frames_out == uint64_t(n) * each; }, 10000));
+  std::vector<uint64_t> got(size_t(n), 0);
+  std::vector<int> eof(size_t(n), 0);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < n; ++i)
+    readers.emplace_back([&, i] {
+      eof[size_t(i)] = cs[size_t(i)].read_to_eof(&got[size_t(i)]);
+      cs[size_t(i)].close();  // our FIN ends the drain
+    });
+  s.engine->stop();
+  for (auto& t : readers) t.join();
+  for (int i = 0; i < n; ++i) {
+    CHECK(eof[size_t(i)] == 1);
+    CHECK(got[size_t(i)] == uint64_t(each) * kBig);
+  }
+  EngineStats st = s.engine->stats();
+  CHECK(st.close_count(CloseReason::server_shutdown) == uint64_t(n) && st.drain_timeouts == 0);
+  CHECK(st.socket_pool.in_use == 0 && st.io_pool.in_use == 0);
+}
+
+void test_idle_timeout(EngineConfig cfg) {
+  cfg.idle_timeout_ms = 300;
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client silent, chatty;
+  CHECK(silent.connect(s.port));
+  CHECK(chatty.connect(s.port));
+  auto t0 = std::chrono::steady_clock::now();
+  std::atomic<bool> done{false};
+  std::atomic<int> echoes{0};
+  std::thread talker([&] {
+    while (!done.load()) {
+      if (!chatty.send_all(frame(kBounded, "beat")) || !expect_frame(chatty, kBounded, "beat")) return;
+      echoes.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    }
+  });
+  const bool closed = silent.wait_closed();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the chatty one outlives the timeout
+  done.store(true);
+  talker.join();
+  fprintf(stderr, "  idle client closed after %.0f ms (timeout 300 ms)\n", ms);
+  CHECK(closed);
+  CHECK(ms >= 250 && ms < 3000);
+  CHECK(s.engine->stats().close_count(CloseReason::idle_timeout) == 1);
+  CHECK(echoes.load() >= 5);
+  CHECK(chatty.send_all(frame(kBounded, "live")));  // still connected
+  CHECK(expect_frame(chatty, kBounded, "live"));
+}
+
+// Per-address connection limit and ban, decided before a per-socket context is taken.
+void test_per_ip_limit(EngineConfig cfg) {
+  cfg.per_ip_max_connections = 3;
+  cfg.per_ip_ban_ms = 600;
+  Server s(cfg);
+  CHECK(s.ok());
+  std::vector<tnet::Client> cs(3);
+  for (auto& c : cs) {
+    CHECK(c.connect(s.port, 5000, 0, "127.0.0.1"));
+    CHECK(c.send_all(frame(kEcho, "in")));
+    CHECK(expect_frame(c, kEcho, "in"));
+  }
+  CHECK(refused(s.port, "127.0.0.1"));
+  EngineStats st = s.engine->stats();
+  CHECK(st.close_count(CloseReason::per_ip_limit) == 1 && st.bans_total == 1 && st.addresses_banned == 1);
+  CHECK(st.socket_pool.high_water == 3);  // the refused one never had a context
+  cs[0].close();
+  CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == 2; }, 5000));
+  CHECK(refused(s.port, "127.0.0.1"));  // room again, but the address is banned
+  CHECK(s.engine->stats().close_count(CloseReason::banned) == 1);
+  tnet::Client other;  // another address is unaffected
+  CHECK(other.connect(s.port, 5000, 0, "127.0.0.2"));
+  CHECK(other.send_all(frame(kEcho, "other")));
+  CHECK(expect_frame(other, kEcho, "other"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // the ban ends
+  tnet::Client again;
+  CHECK(again.connect(s.port, 5000, 0, "127.0.0.1"));
+  CHECK(again.send_all(frame(kEcho, "back")));
+  CHECK(expect_frame(again, kEcho, "back"));
+  for (auto& c : cs) c.close();
+  other.close();
+  again.close();
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+}
+
+void test_connect_rate(EngineConfig cfg) {
+  cfg.per_ip_connects_per_sec = 5;
+  cfg.per_ip_ban_ms = 500;
+  Server s(cfg);
+  CHECK(s.ok());
+  int refusals = 0;
+  for (int i = 0; i < 12 && refusals == 0; ++i) {
+    tnet::Client c;
+    if (!c.connect(s.port, 3000, 0, "127.0.0.3")) { ++refusals; break; }
+    if (!c.send_all(frame(kEcho, "r")) || !expect_frame(c, kEcho, "r")) ++refusals;
+  }
+  CHECK(refusals == 1);
+  CHECK(tnet::wait_until([&] { return s.engine->stats().close_count(CloseReason::connect_rate) == 1; }, 3000));
+  CHECK(refused(s.port, "127.0.0.3"));
+  CHECK(s.engine->stats().close_count(CloseReason::banned) == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  tnet::Client c;
+  CHECK(c.connect(s.port, 3000, 0, "127.0.0.3"));
+  CHECK(c.send_all(frame(kEcho, "ok")));
+  CHECK(expect_frame(c, kEcho, "ok"));
+}
+
+bool expect_position(tnet::Client& c, uint32_t pos) { return expect_frame(c, kNotice, u32s(pos)); }
+
+// Every context taken: clients wait in order, hear their position, and are admitted as
+// contexts free. What a queued client sent while waiting is handled once it is admitted.
+void test_login_queue(EngineConfig cfg) {
+  cfg.max_connections = 2;
+  cfg.login_queue = 2;
+  cfg.queue_notice_type = kNotice;
+  Server s(cfg);
+  CHECK(s.ok());
+  tnet::Client a, b, c, d;
+  for (tnet::Client* x : {&a, &b}) {
+    CHECK(x->connect(s.port));
+    CHECK(x->send_all(frame(kEcho, "first")));
+    CHECK(expect_frame(*x, kEcho, "first"));
+  }
+  CHECK(c.connect(s.port));
+  CHECK(expect_position(c, 1));
+  CHECK(d.connect(s.port));
+  CHECK(expect_position(d, 2));
+  CHECK(refused(s.port, nullptr));  // the queue is full
+  CHECK(s.engine->stats().close_count(CloseReason::login_queue_full) == 1);
+  CHECK(c.send_all(frame(kEcho, "sent while queued")));
+  a.close();
+  CHECK(expect_position(c, 0));
+  CHECK(expect_frame(c, kEcho, "sent while queued"));
+  CHECK(expect_position(d, 1));
+  b.close();
+  CHECK(expect_position(d, 0));
+  CHECK(d.send_all(frame(kEcho, "in at last")));
+  CHECK(expect_frame(d, kEcho, "in at last"));
+  // One that gives up while waiting is forgotten.
+  tnet::Client e;
+  CHECK(e.connect(s.port));
+  CHECK(expect_position(e, 1));
+  e.close();
+  CHECK(tnet::wait_until([&] { return s.engine->stats().login_queue_abandoned == 1; }, 3000));
+  EngineStats st = s.engine->stats();
+  CHECK(st.login_queued_total == 3 && st.login_queue_admitted == 2 && st.login_queue_high_water == 2);
+  CHECK(st.login_queue_current == 0 && st.socket_pool.high_water == 2);
+  c.close();
+  d.close();
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+}
+
 }  // namespace
 
 int main() {
@@ -629,6 +843,13 @@ int main() {
       {"shutdown_with_live_connections", [&] { test_shutdown_live(cfg); }},
       {"idle_holds_no_recv_buffer", [&] { test_idle_holds_no_recv_buffer(cfg); }},
       {"recv_buffers_starved", [&] { test_recv_buffers_starved(cfg); }},
+      {"graceful_close_delivers", [&] { test_graceful_close_delivers(cfg); }},
+      {"drain_deadline", [&] { test_drain_deadline(cfg); }},
+      {"shutdown_delivers", [&] { test_shutdown_delivers(cfg); }},
+      {"idle_timeout", [&] { test_idle_timeout(cfg); }},
+      {"per_ip_limit_and_ban", [&] { test_per_ip_limit(cfg); }},
+      {"connect_rate_ban", [&] { test_connect_rate(cfg); }},
+      {"login_queue", [&] { test_login_queue(cfg); }},
   };
   int passed = 0, failed = 0;
   auto all0 = std::chrono::steady_clock::now();

@@ -95,10 +95,20 @@ class Client {
     return *this;
   }
 
-  bool connect(uint16_t port, int timeout_ms = 5000, int rcvbuf = 0) {
+  // from: a source address such as "127.0.0.2" (per-address limits); null: any.
+  bool connect(uint16_t port, int timeout_ms = 5000, int rcvbuf = 0, const char* from = nullptr) {
     close();
     s_ = ::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
     if (s_ == kBadSock) return false;
+    if (from) {
+      sockaddr_in l{};
+      l.sin_family = AF_INET;
+      inet_pton(AF_INET, from, &l.sin_addr);
+      if (::bind(s_, reinterpret_cast<sockaddr*>(&l), sizeof l) != 0) {
+        close();
+        return false;
+      }
+    }
     if (rcvbuf > 0)
       setsockopt(s_, SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&rcvbuf), sizeof rcvbuf);
     int one = 1;
@@ -166,6 +176,17 @@ class Client {
         return errno != EAGAIN && errno != EWOULDBLOCK;
 #endif
       }
+    }
+  }
+  // Reads until the peer's FIN (true) or a reset/timeout (false); *bytes counts what came.
+  bool read_to_eof(uint64_t* bytes) {
+    std::vector<char> buf(65536);
+    for (;;) {
+      int n = ::recv(s_, buf.data(), int(buf.size()), 0);
+      if (n < 0 && interrupted()) continue;
+      if (n == 0) return true;
+      if (n < 0) return false;
+      *bytes += uint64_t(n);
     }
   }
   // RST instead of FIN.

@@ -43,6 +43,7 @@ export const CODES = {
   E302: {severity: 'error', title: 'accept backlog larger than the connection pool'},
   E303: {severity: 'error', title: 'heartbeat not shorter than idle timeout'},
   E304: {severity: 'error', title: 'size out of range'},
+  E305: {severity: 'error', title: 'queue notice message unusable'},
   // Locks, order and operations (parsing and references; the deadlock check has its own codes).
   E401: {severity: 'error', title: 'lock order syntax error'},
   E402: {severity: 'error', title: 'unknown lock'},

@@ -6,6 +6,7 @@ import {tableOf} from './typescript.js'
 export function emitProtocolHeader(spec: Spec, header: string): string {
   const table = tableOf(spec)
   const s = spec.server
+  const queueNotice = spec.messages.find((m) => m.name === s.queueNotice)
   const rows = spec.messages.map((m) => {
     const size = sizeOf({kind: 'named', name: m.name}, {...table, structs: new Map([...table.structs, [m.name, {name: m.name, fields: m.fields, at: m.at}]])})
     return `      {${m.id}, ${size.min}, ${size.max}},  // ${m.name}`
@@ -27,15 +28,8 @@ enum class MessageId : uint16_t {
 ${spec.messages.map((m) => `  ${m.name} = ${m.id},`).join('\n')}
 };
 
-// Flood limits, idle timeout and the login queue, as the spec sets them.
-constexpr uint32_t kPerIpMaxConnections = ${s.perIp.maxConnections};
-constexpr uint32_t kPerIpConnectsPerSecond = ${s.perIp.connectsPerSecond};
-constexpr uint32_t kPerIpBanMs = ${s.perIp.banForMs};
-constexpr uint32_t kIdleTimeoutMs = ${s.idleTimeoutMs};
+// How often clients are expected to send (the core enforces idleTimeout).
 constexpr uint32_t kHeartbeatMs = ${s.heartbeatMs};
-constexpr bool kQueueWhenFull = ${s.whenFull === 'queue'};
-constexpr uint32_t kLoginQueue = ${s.loginQueue};
-constexpr bool kDropWhenSlow = ${s.slowClient === 'drop'};
 
 // The engine's configuration from the spec. Payload bounds are checked natively before
 // JavaScript sees a frame.
@@ -53,6 +47,14 @@ inline EngineConfig spec_config() {
   c.send_queue_limit = ${s.sendQueueLimit};
   c.zero_byte_recv = ${s.zeroByteRecv};
   c.socket_reuse = ${s.socketReuse};
+  c.drop_when_slow = ${s.slowClient === 'drop'};
+  c.per_ip_max_connections = ${s.perIp.maxConnections};
+  c.per_ip_connects_per_sec = ${s.perIp.connectsPerSecond};
+  c.per_ip_ban_ms = ${s.perIp.banForMs};
+  c.login_queue = ${s.whenFull === 'queue' ? s.loginQueue : 0};  // whenFull: ${s.whenFull}
+  c.queue_notice_type = ${queueNotice ? `${queueNotice.id};  // ${queueNotice.name}` : '0;  // no queueNotice'}
+  c.idle_timeout_ms = ${s.idleTimeoutMs};
+  c.drain_timeout_ms = ${s.drainTimeoutMs};
   c.host = "${s.host}";
   c.port = ${s.port};
   c.messages = {

@@ -135,6 +135,8 @@ export function emitProtocol(spec: Spec, header: string): string {
     '',
     `export const MAX_FRAME = ${spec.maxFrame}`,
     `export const FRAME_HEADER = ${FRAME_HEADER}`,
+    '/** How often clients should send something (the spec\'s heartbeat; 0: not set). The server closes clients silent for idleTimeout. */',
+    `export const HEARTBEAT_MS = ${spec.server.heartbeatMs}`,
     '',
   )
   return out.join('\n')

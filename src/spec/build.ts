@@ -26,6 +26,7 @@ export const DEFAULTS = {
   sendDepth: 1,
   sendQueueLimit: 256 * 1024,
   loginQueue: 1000,
+  drainTimeoutMs: 5000,
   banForMs: 60_000,
   maxFrame: 64 * 1024,
 } as const
@@ -124,6 +125,8 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
     },
     whenFull: oneOf(s.whenFull, ['queue', 'reject'] as const, 'queue'),
     loginQueue: int(s.loginQueue, DEFAULTS.loginQueue),
+    ...(typeof s.queueNotice === 'string' ? {queueNotice: s.queueNotice} : {}),
+    drainTimeoutMs: duration(s.drainTimeout, DEFAULTS.drainTimeoutMs),
     socketReuse: bool(s.socketReuse, true),
   }
   server.ioContexts = Number.isInteger(s.ioContexts) ? (s.ioContexts as number) : requiredIoContexts(server)

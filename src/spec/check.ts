@@ -121,8 +121,20 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
   if (!srv.zeroByteRecv && pinned > GiB) {
     out.push(diagnostic('W002', file, source.at(['server', 'maxConnections']), `posted receives can pin ${(pinned / GiB).toFixed(1)} GiB (${srv.maxConnections} clients x ${srv.recvDepth} x ${srv.bufferSize}-byte buffers)`, 'set zeroByteRecv: true so idle clients hold no buffer, or lower bufferSize or recvDepth'))
   }
-  if (srv.whenFull === 'reject' && source.node(['server', 'loginQueue']) !== undefined) {
-    out.push(diagnostic('W004', file, source.at(['server', 'loginQueue'], 'key'), 'loginQueue has no effect when whenFull is "reject"', 'remove loginQueue, or set whenFull: queue'))
+  for (const key of ['loginQueue', 'queueNotice']) {
+    if (srv.whenFull === 'reject' && source.node(['server', key]) !== undefined) {
+      out.push(diagnostic('W004', file, source.at(['server', key], 'key'), `${key} has no effect when whenFull is "reject"`, `remove ${key}, or set whenFull: queue`))
+    }
+  }
+  if (srv.queueNotice !== undefined) {
+    // The core writes this frame itself, before any handler runs: a u32 position.
+    const m = spec.messages.find((x) => x.name === srv.queueNotice)
+    const at = source.at(['server', 'queueNotice'])
+    const shape = m?.fields.length === 1 && m.fields[0]!.typeText === 'u32'
+    const guess = m ? undefined : closest(srv.queueNotice, spec.messages.map((x) => x.name))
+    if (!m) report('E305', at, `queueNotice names "${srv.queueNotice}", which is not a message`, guess ? `did you mean "${guess}"?` : 'name a server-to-client message with one u32 field, e.g. QueuePosition {position: u32}')
+    else if (m.direction === 'client-to-server') report('E305', at, `queueNotice message ${m.name} is client-to-server`, `set its direction to server-to-client or both`)
+    else if (!shape) report('E305', at, `queueNotice message ${m.name} must have exactly one u32 field (the position); it has ${m.fields.map((f) => `${f.name}: ${f.typeText}`).join(', ') || 'none'}`, 'give it a single field such as position: u32')
   }
 
   // Locks: names and references (the deadlock check itself runs on the lock graph).

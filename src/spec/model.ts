@@ -65,6 +65,9 @@ export interface ServerConfig {
   perIp: {maxConnections: number; connectsPerSecond: number; banForMs: number}
   whenFull: 'queue' | 'reject'
   loginQueue: number
+  /** Message sent to queued clients with their position; undefined: none. */
+  queueNotice?: string
+  drainTimeoutMs: number
   socketReuse: boolean
 }
 

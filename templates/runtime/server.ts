@@ -20,6 +20,39 @@ export interface ServerOptions {
   eventQueueLimit?: number
   /** Path of the native addon; defaults to the project's build. */
   addon?: string
+  /** Overrides of the spec's limits. Each can also come from the environment (ENV_OPTIONS). */
+  loginQueue?: number
+  idleTimeoutMs?: number
+  drainTimeoutMs?: number
+  perIpMaxConnections?: number
+  perIpConnectsPerSecond?: number
+  perIpBanMs?: number
+}
+
+/** Environment variables an operator can set instead of rebuilding with a changed spec. */
+export const ENV_OPTIONS = {
+  IOCPGEN_PORT: 'port',
+  IOCPGEN_WORKERS: 'workers',
+  IOCPGEN_MAX_CONNECTIONS: 'maxConnections',
+  IOCPGEN_LOGIN_QUEUE: 'loginQueue',
+  IOCPGEN_IDLE_TIMEOUT_MS: 'idleTimeoutMs',
+  IOCPGEN_DRAIN_TIMEOUT_MS: 'drainTimeoutMs',
+  IOCPGEN_PER_IP_MAX_CONNECTIONS: 'perIpMaxConnections',
+  IOCPGEN_PER_IP_CONNECTS_PER_SECOND: 'perIpConnectsPerSecond',
+  IOCPGEN_PER_IP_BAN_MS: 'perIpBanMs',
+} as const satisfies Record<string, keyof ServerOptions>
+
+/** The options ENV_OPTIONS sets in env; a value that is not a whole number is an error. */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ServerOptions {
+  const out: Record<string, number> = {}
+  for (const [name, key] of Object.entries(ENV_OPTIONS)) {
+    const text = env[name]
+    if (text === undefined || text === '') continue
+    const n = Number(text)
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${text}: expected a whole number`)
+    out[key] = n
+  }
+  return out
 }
 
 interface NativeServer {
@@ -49,7 +82,19 @@ export interface NativeStats {
   framesOut: number
   acceptErrors: number
   backpressureWaits: number
-  /** Closes by reason: peer_closed, reset, bad_frame_too_large, slow_consumer, ... */
+  /** slowClient: drop: messages dropped because a client's send queue was full. */
+  framesDropped: number
+  /** Graceful closes reset because the client had not finished within drainTimeout. */
+  drainTimeouts: number
+  /** Clients waiting for a per-socket context, and what became of those that waited. */
+  loginQueue: {waiting: number; highWater: number; queued: number; admitted: number; abandoned: number}
+  /** Addresses tracked for the per-IP limits, banned now, and bans so far. */
+  perIp: {tracked: number; banned: number; bansTotal: number}
+  /**
+   * Closes by reason: peer_closed, reset, bad_frame_*, slow_consumer, idle_timeout, ... and
+   * connections refused at accept: banned, per_ip_limit, connect_rate, login_queue_full,
+   * pool_exhausted.
+   */
   closes: Record<string, number>
 }
 
@@ -92,7 +137,10 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     super()
   }
 
-  /** Starts listening. Resolves with the bound port and the backend in use. */
+  /**
+   * Starts listening. Resolves with the bound port and the backend in use. Options given
+   * here win over ENV_OPTIONS from the environment, which win over the spec.
+   */
   async start(): Promise<{port: number; backend: string}> {
     if (this.native) throw new Error('server already started')
     const require = createRequire(import.meta.url)
@@ -101,13 +149,15 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
       closeReasons: string[]
     }
     this.closeReasons = addon.closeReasons
-    this.native = new addon.NativeServer({...this.options}, (batch) => this.onEvents(batch))
+    this.native = new addon.NativeServer({...optionsFromEnv(), ...this.options}, (batch) => this.onEvents(batch))
     return this.native.start()
   }
 
   /**
-   * Graceful stop: sends already queued are handed to the core, then every client is
-   * closed and every native operation completes before this resolves.
+   * Graceful stop: new connections are refused and queued logins closed; handlers still
+   * running finish; every client then gets what was sent to it before its connection ends.
+   * Resolves when every client has closed its side (or was reset after drainTimeout) and
+   * every native operation has completed. The JS thread waits in the core meanwhile.
    */
   async stop(): Promise<void> {
     if (!this.native) return

@@ -41,7 +41,7 @@ export function crossBuildAddon(project: string): void {
   mkdirSync(out, {recursive: true})
   mkdirSync(join(project, 'build', 'Release'), {recursive: true})
   execFileSync(DLLTOOL, ['-d', join(headers, 'def', 'node_api.def'), '-l', join(out, 'libnode.a'), '-D', 'node.exe'])
-  const core = ['engine', 'frame', 'port', 'backend_iocp'].map((f) => `native/generated/core/${f}.cpp`)
+  const core = ['engine', 'engine_keeper', 'frame', 'port', 'backend_iocp'].map((f) => `native/generated/core/${f}.cpp`)
   execFileSync(CXX, [
     '-std=c++17', '-O2', '-shared', '-o', 'build/Release/iocpgen.node', 'native/generated/addon.cpp', ...core,
     `-I${join(headers, 'include')}`, `-I${addonApi}`, '-Inative/generated/core', '-Inative/generated',

@@ -5,7 +5,7 @@
 import {connect} from 'node:net'
 import {createInterface} from 'node:readline'
 
-import {AckStatus, codecById, codecs, type MessageName, type Messages, PresenceEvent} from './generated/protocol.js'
+import {AckStatus, codecById, codecs, HEARTBEAT_MS, type MessageName, type Messages, PresenceEvent} from './generated/protocol.js'
 import {Reader, Writer} from './generated/runtime/wire.js'
 
 const [userArg, nick = `user${userArg}`] = process.argv.slice(2)
@@ -49,7 +49,7 @@ function show(type: MessageName, m: Record<string, unknown>): void {
     case 'Notice':
       return console.log(`* notice: ${m.text}`)
     case 'QueuePosition':
-      return console.log(`* waiting to log in: position ${m.position}`)
+      return console.log(m.position === 0 ? '* admitted' : `* the server is full; waiting to log in: position ${m.position}`)
     default:
   }
 }
@@ -73,7 +73,10 @@ socket.on('close', () => {
   process.exit(0)
 })
 socket.on('connect', () => {
+  // Sent at once even when the server is full: it is read when this client is admitted.
   send('Login', {seq: ++seq, userId, nick})
+  // The heartbeat keeps a quiet terminal from being closed as idle.
+  if (HEARTBEAT_MS > 0) setInterval(() => send('Ping', {nonce: Date.now() >>> 0}), HEARTBEAT_MS).unref()
   const lines = createInterface({input: process.stdin})
   lines.on('line', (line) => {
     const [cmd, arg = '', ...rest] = line.trim().split(/\s+/)

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine.h"
@@ -29,7 +30,8 @@ constexpr size_t kEventHeader = 16;
 
 class EventQueue final : public FrameSink {
  public:
-  EventQueue(size_t limit, std::function<void()> notify) : limit_(limit), notify_(std::move(notify)) {}
+  EventQueue(size_t limit, std::function<void()> notify)
+      : limit_(limit), notify_(std::move(notify)), js_thread_(std::this_thread::get_id()) {}
 
   void on_open(Handle conn, const char* peer, uint16_t peer_port) override {
     const uint32_t n = uint32_t(std::strlen(peer));
@@ -99,7 +101,8 @@ class EventQueue final : public FrameSink {
     {
       std::unique_lock<RankedMutex> lk(mu_);
       // Wait for room only when there is something queued: one oversized batch always fits.
-      while (!unbounded_ && !q_.empty() && q_.size() + bytes > limit_) {
+      // The JS thread never waits (a close it starts may finish on it): it makes the room.
+      while (!unbounded_ && !q_.empty() && q_.size() + bytes > limit_ && std::this_thread::get_id() != js_thread_) {
         ++waits_;
         room_.wait(lk);
       }
@@ -113,6 +116,7 @@ class EventQueue final : public FrameSink {
 
   const size_t limit_;
   std::function<void()> notify_;
+  const std::thread::id js_thread_;
   RankedMutex mu_{LockRank::bridge};
   std::condition_variable_any room_;
   std::vector<uint8_t> q_;
@@ -147,8 +151,17 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     cfg_ = generated::spec_config();
     cfg_.port = uint16_t(option(o, "port", cfg_.port));
     cfg_.workers = int(option(o, "workers", uint32_t(cfg_.workers)));
+    const uint32_t spec_connections = cfg_.max_connections;
     cfg_.max_connections = option(o, "maxConnections", cfg_.max_connections);
+    // More connections than the spec sized the I/O pool for: derive it again.
+    if (cfg_.max_connections > spec_connections) cfg_.io_contexts = 0;
     cfg_.io_contexts = option(o, "ioContexts", cfg_.io_contexts);
+    cfg_.login_queue = option(o, "loginQueue", cfg_.login_queue);
+    cfg_.idle_timeout_ms = option(o, "idleTimeoutMs", cfg_.idle_timeout_ms);
+    cfg_.drain_timeout_ms = option(o, "drainTimeoutMs", cfg_.drain_timeout_ms);
+    cfg_.per_ip_max_connections = option(o, "perIpMaxConnections", cfg_.per_ip_max_connections);
+    cfg_.per_ip_connects_per_sec = option(o, "perIpConnectsPerSecond", cfg_.per_ip_connects_per_sec);
+    cfg_.per_ip_ban_ms = option(o, "perIpBanMs", cfg_.per_ip_ban_ms);
     if (o.Get("host").IsString()) cfg_.host = o.Get("host").As<Napi::String>().Utf8Value();
     if (o.Get("backend").IsString()) {
       const std::string b = o.Get("backend").As<Napi::String>().Utf8Value();
@@ -265,6 +278,20 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     r.Set("framesOut", double(s.frames_out));
     r.Set("acceptErrors", double(s.accept_errors));
     r.Set("backpressureWaits", double(queue_->backpressure_waits()));
+    r.Set("framesDropped", double(s.frames_dropped));
+    r.Set("drainTimeouts", double(s.drain_timeouts));
+    Napi::Object lq = Napi::Object::New(env);
+    lq.Set("waiting", s.login_queue_current);
+    lq.Set("highWater", s.login_queue_high_water);
+    lq.Set("queued", double(s.login_queued_total));
+    lq.Set("admitted", double(s.login_queue_admitted));
+    lq.Set("abandoned", double(s.login_queue_abandoned));
+    r.Set("loginQueue", lq);
+    Napi::Object ip = Napi::Object::New(env);
+    ip.Set("tracked", double(s.addresses_tracked));
+    ip.Set("banned", double(s.addresses_banned));
+    ip.Set("bansTotal", double(s.bans_total));
+    r.Set("perIp", ip);
     Napi::Object closes = Napi::Object::New(env);
     for (size_t i = 1; i < size_t(CloseReason::count_); ++i) closes.Set(close_reason_name(CloseReason(i)), double(s.closes[i]));
     r.Set("closes", closes);

@@ -16,15 +16,8 @@ enum class MessageId : uint16_t {
   Echo = 1,
 };
 
-// Flood limits, idle timeout and the login queue, as the spec sets them.
-constexpr uint32_t kPerIpMaxConnections = 0;
-constexpr uint32_t kPerIpConnectsPerSecond = 0;
-constexpr uint32_t kPerIpBanMs = 60000;
-constexpr uint32_t kIdleTimeoutMs = 0;
+// How often clients are expected to send (the core enforces idleTimeout).
 constexpr uint32_t kHeartbeatMs = 0;
-constexpr bool kQueueWhenFull = true;
-constexpr uint32_t kLoginQueue = 1000;
-constexpr bool kDropWhenSlow = false;
 
 // The engine's configuration from the spec. Payload bounds are checked natively before
 // JavaScript sees a frame.
@@ -42,6 +35,14 @@ inline EngineConfig spec_config() {
   c.send_queue_limit = 262144;
   c.zero_byte_recv = false;
   c.socket_reuse = true;
+  c.drop_when_slow = false;
+  c.per_ip_max_connections = 0;
+  c.per_ip_connects_per_sec = 0;
+  c.per_ip_ban_ms = 60000;
+  c.login_queue = 1000;  // whenFull: queue
+  c.queue_notice_type = 0;  // no queueNotice
+  c.idle_timeout_ms = 0;
+  c.drain_timeout_ms = 5000;
   c.host = "0.0.0.0";
   c.port = 7001;
   c.messages = {

@@ -50,3 +50,5 @@ export const codecById: ReadonlyMap<number, {name: MessageName} & Codec<unknown>
 
 export const MAX_FRAME = 65536
 export const FRAME_HEADER = 6
+/** How often clients should send something (the spec's heartbeat; 0: not set). The server closes clients silent for idleTimeout. */
+export const HEARTBEAT_MS = 0

@@ -4,7 +4,10 @@
 // over any Port backend.
 #pragma once
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -12,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "admission.h"
 #include "config.h"
 #include "frame.h"
 #include "io_context.h"
@@ -56,6 +60,18 @@ struct EngineStats {
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t accept_errors = 0;
   bool recv_buffers_provided = false;  // io_uring provided-buffer receives in use
+  uint64_t frames_dropped = 0;         // drop_when_slow: sends dropped on a full queue
+  uint64_t drain_timeouts = 0;         // graceful closes reset after drain_timeout_ms
+  // The login queue (sockets waiting for a per-socket context).
+  uint32_t login_queue_current = 0;
+  uint32_t login_queue_high_water = 0;
+  uint64_t login_queued_total = 0;
+  uint64_t login_queue_admitted = 0;
+  uint64_t login_queue_abandoned = 0;  // left while waiting
+  // Per-address limits.
+  uint64_t addresses_tracked = 0;
+  uint64_t addresses_banned = 0;       // under a ban now
+  uint64_t bans_total = 0;
   uint64_t closes[static_cast<size_t>(CloseReason::count_)] = {};
   uint64_t close_count(CloseReason r) const { return closes[static_cast<size_t>(r)]; }
 };
@@ -80,7 +96,10 @@ class Engine {
   // slow_consumer / pool_exhausted by this call.
   bool send(Handle conn, const void* data, size_t len, uint32_t frames = 0);
   bool send_frame(Handle conn, uint16_t type, const void* payload, uint32_t len);
-  // Starts closing; on_close follows once every posted op has completed.
+  // Starts closing; on_close follows once every posted op has completed. local_close,
+  // server_shutdown and idle_timeout are graceful: sends already accepted are delivered,
+  // then the connection is shut down for sending and ends when the peer closes too, or
+  // is reset after drain_timeout_ms. Other reasons close at once (bad frames reset).
   bool close(Handle conn, CloseReason reason = CloseReason::local_close);
 
   EngineStats stats();
@@ -105,12 +124,37 @@ class Engine {
   void on_disconnect(IoContext* io, int64_t res);
   // Caller drops the completed op's reference afterwards.
   void process_recv(SocketContext* sc, IoContext* io, Batch& batch);
-  void setup_connection(socket_t s, const IoContext* accept_io);
+  // Accepted sockets: limits, then a context, the login queue, or a refusal.
+  struct Accepted {
+    socket_t sock = kInvalidSocket;
+    IpKey ip;
+    bool ip_counted = false;
+    alignas(8) unsigned char addr[128];
+    int addr_len = 0;
+    uint32_t told = 0;  // the queue position last sent
+  };
+  void accept_client(Accepted& a);
+  void refuse(Accepted& a, CloseReason why);
+  void setup_connection(Accepted& a, Handle h, bool from_queue);
+  void forget_ip(const IpKey& ip);
+  // The keeper thread (engine_keeper.cpp): login queue, idle timeouts, drain deadlines.
+  bool enqueue_login(Accepted& a);
+  void keeper_main();
+  void admit_queued();
+  void tell_positions();
+  void refuse_queued();
+  void enforce_timeouts(uint64_t now);
+  void wake_keeper();
+  uint64_t clock_ms() const {
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0_).count());
+  }
   bool post_recv_new(SocketContext* sc);
   bool post_recv(SocketContext* sc, IoContext* io);
   bool post_recv_stream(SocketContext* sc);
   bool post_locked(SocketContext* sc, IoContext* io) REQUIRES(sc->mu);
   bool close_sc(SocketContext* sc, Handle expect, CloseReason reason);
+  // Draining: every accepted send is done, so send our FIN (once).
+  void finish_drain(SocketContext* sc) REQUIRES(sc->mu);
   bool post_disconnect(SocketContext* sc);
   void release_ref(SocketContext* sc);
   void finalize(SocketContext* sc);
@@ -143,6 +187,23 @@ class Engine {
   std::atomic<uint64_t> bytes_in_{0}, bytes_out_{0}, frames_in_{0}, frames_out_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> closes_[static_cast<size_t>(CloseReason::count_)] = {};
+  std::atomic<uint64_t> frames_dropped_{0}, drain_timeouts_{0};
+
+  const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();  // clock_ms() zero
+  Admission admission_;
+  std::thread keeper_;
+  RankedMutex keeper_mu_{LockRank::keeper};
+  std::condition_variable_any keeper_cv_;
+  std::deque<Accepted> queue_ GUARDED_BY(keeper_mu_);
+  bool keeper_quit_ GUARDED_BY(keeper_mu_) = false;
+  bool keeper_poke_ GUARDED_BY(keeper_mu_) = false;   // a context came free
+  bool positions_stale_ GUARDED_BY(keeper_mu_) = false;
+  uint32_t queue_high_water_ GUARDED_BY(keeper_mu_) = 0;
+  uint64_t queued_total_ GUARDED_BY(keeper_mu_) = 0;
+  uint64_t queue_admitted_ GUARDED_BY(keeper_mu_) = 0;
+  uint64_t queue_abandoned_ GUARDED_BY(keeper_mu_) = 0;
+  std::atomic<uint32_t> queue_len_{0};  // read without the lock on the accept path
+  std::atomic<uint32_t> draining_{0};   // connections in ConnState::draining
 };
 
 }  // namespace iocpgen

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "admission.h"
 #include "frame.h"
 #include "io_context.h"
 #include "lock.h"
@@ -14,7 +15,9 @@
 
 namespace iocpgen {
 
-enum class ConnState : uint8_t { free, open, closing, closed };
+// open -> draining (graceful close: queued sends finish, then FIN, then the peer's FIN)
+//      -> closing (every posted op is cancelled) -> closed -> free.
+enum class ConnState : uint8_t { free, open, draining, closing, closed };
 
 enum class CloseReason : uint8_t {
   none = 0,
@@ -29,6 +32,12 @@ enum class CloseReason : uint8_t {
   pool_exhausted,
   server_shutdown,
   local_close,
+  idle_timeout,
+  // Refused at accept, before a per-socket context was taken (never announced).
+  banned,
+  per_ip_limit,
+  connect_rate,
+  login_queue_full,
   count_  // number of reasons
 };
 const char* close_reason_name(CloseReason r);
@@ -59,6 +68,13 @@ struct SocketContext {
   CloseReason close_reason = CloseReason::none;
   bool announced = false;  // on_open was delivered, so on_close is owed
   bool reusable = false;   // disconnect completed: hand the socket back to the port
+  bool fin_sent = false;   // draining: our side is shut down for sending
+  IpKey ip;                // counted in the engine's admission table while connected
+  bool ip_counted = false;
+  // Engine clock (ms) of the last received bytes, for the idle timeout; and when a
+  // draining connection is reset if it has not finished.
+  std::atomic<uint64_t> last_rx_ms{0};
+  std::atomic<uint64_t> drain_deadline_ms{0};
 
   // Posted ops, for diagnostics (under mu).
   IoContext* ops_head = nullptr;

@@ -19,6 +19,7 @@ export class Session {
   readonly id: number
   /** Whatever the handlers keep per client; see src/session-state.ts. */
   state: SessionState
+  /** False once the client left or close() was called. */
   open = true
   /** Groups this session is in, so a disconnect leaves them all. */
   readonly groups = new Set<string>()
@@ -43,10 +44,13 @@ export class Session {
   }
 
   /**
-   * Closes the connection. Sends already handed to the core may be cut off: the close does
-   * not yet wait for the send queue to drain.
+   * Closes the connection gracefully: messages already sent are delivered, then the client
+   * sees the end of the stream. The 'close' event follows once the client has closed its
+   * side too, or has been reset after the spec's drainTimeout. Later sends are refused.
    */
   close(): boolean {
-    return this.open && this.host.closeSession(this)
+    if (!this.open) return false
+    this.open = false  // from now on sends are refused and later frames are not handled
+    return this.host.closeSession(this)
   }
 }

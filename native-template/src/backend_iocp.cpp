@@ -334,7 +334,7 @@ bool IocpPort::listen(const std::string& host, uint16_t port, int backlog, uint1
     DWORD off = 0;  // dual-stack when listening on ::
     setsockopt(listen_, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&off), sizeof off);
   }
-  int brc = bind(listen_, res->ai_addr, int(res->ai_addrlen));
+  int brc = ::bind(listen_, res->ai_addr, int(res->ai_addrlen));
   freeaddrinfo(res);
   if (brc != 0 || ::listen(listen_, backlog > 0 ? backlog : SOMAXCONN) != 0) {
     if (why) *why = "bind/listen failed: " + std::to_string(WSAGetLastError());
@@ -394,7 +394,7 @@ bool IocpPort::probe_reuse() {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int al = sizeof a;
-    if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) || ::listen(ls, 4) ||
+    if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) || ::listen(ls, 4) ||
         getsockname(ls, reinterpret_cast<sockaddr*>(&a), &al))
       break;
     GUID g1 = WSAID_ACCEPTEX, g2 = WSAID_DISCONNECTEX;

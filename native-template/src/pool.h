@@ -1,16 +1,21 @@
 // Fixed-capacity index-array free-list pool (the design's pool), with
 // generation-checked handles so late completions for recycled slots are
-// recognised. All storage is allocated in the constructor; acquire/release
-// never allocate and never block beyond one short leaf lock.
+// recognised. All storage is reserved in the constructor; acquire/release
+// never allocate and never block beyond one short leaf lock. Slots are
+// constructed when first handed out (lowest index first), so a pool sized
+// for many connections costs memory only for the slots a load has used.
 #pragma once
 #include <atomic>
 #include <cassert>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 
 #include "lock.h"
+#include "slab.h"
 
 namespace iocpgen {
 
@@ -37,21 +42,26 @@ struct has_release_hook<T, std::void_t<decltype(std::declval<T&>().on_pool_relea
 template <class T>
 class Pool {
  public:
-  // init(T&, index) runs once per slot at construction.
+  // init(T&, index) runs once per slot, when the slot is first handed out.
   template <class Init>
-  Pool(uint32_t capacity, Init init) : cap_(capacity), mu_(LockRank::pool) {
-    items_.reset(new T[cap_]);
+  Pool(uint32_t capacity, Init init)
+      : cap_(capacity), init_(std::move(init)), store_(size_t(capacity) * sizeof(T)), mu_(LockRank::pool) {
+    static_assert(alignof(T) <= 4096, "slab pages are page aligned");
+    items_ = reinterpret_cast<T*>(store_.data());
     gens_.reset(new std::atomic<uint32_t>[cap_]);
     free_.reset(new uint32_t[cap_]);
     for (uint32_t i = 0; i < cap_; ++i) {
       gens_[i].store(0, std::memory_order_relaxed);
       // Hand out low indices first (stack pops from the top).
       free_[i] = cap_ - 1 - i;
-      init(items_[i], i);
     }
     free_top_ = cap_;
   }
   explicit Pool(uint32_t capacity) : Pool(capacity, [](T&, uint32_t) {}) {}
+  ~Pool() {
+    const uint32_t n = built_.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < n; ++i) items_[i].~T();
+  }
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
@@ -63,6 +73,7 @@ class Pool {
       return Handle{};
     }
     uint32_t i = free_[--free_top_];
+    build_through(i);
     uint32_t gen = gens_[i].load(std::memory_order_relaxed) + 1;
     gens_[i].store(gen, std::memory_order_release);
     uint32_t used = cap_ - free_top_;
@@ -95,11 +106,12 @@ class Pool {
   // Null when the handle is stale. The slot memory itself lives as long as
   // the pool, so callers that must act on it re-check under their own lock.
   T* get(Handle h) {
-    if (h.index >= cap_) return nullptr;
+    if (h.index >= built_.load(std::memory_order_acquire)) return nullptr;
     if (gens_[h.index].load(std::memory_order_acquire) != h.gen || (h.gen & 1u) == 0) return nullptr;
     return &items_[h.index];
   }
-  T* slot(uint32_t index) { return index < cap_ ? &items_[index] : nullptr; }
+  // Null for a slot never handed out (nothing there yet).
+  T* slot(uint32_t index) { return index < built_.load(std::memory_order_acquire) ? &items_[index] : nullptr; }
   Handle current(uint32_t index) const {
     uint32_t g = gens_[index].load(std::memory_order_acquire);
     return (g & 1u) ? Handle{index, g} : Handle{};
@@ -128,8 +140,21 @@ class Pool {
     if constexpr (detail::has_release_hook<T>::value) t.on_pool_release();
   }
 
+  // Constructs every slot up to index i (the free stack hands out fresh slots in order).
+  void build_through(uint32_t i) REQUIRES(mu_) {
+    uint32_t n = built_.load(std::memory_order_relaxed);
+    for (; n <= i; ++n) {
+      T* t = new (&items_[n]) T();
+      init_(*t, n);
+    }
+    built_.store(n, std::memory_order_release);
+  }
+
   const uint32_t cap_;
-  std::unique_ptr<T[]> items_;
+  std::function<void(T&, uint32_t)> init_;
+  BufferSlab store_;  // untouched pages until a slot is built
+  T* items_ = nullptr;
+  std::atomic<uint32_t> built_{0};
   std::unique_ptr<std::atomic<uint32_t>[]> gens_;
   std::unique_ptr<uint32_t[]> free_;
   RankedMutex mu_;

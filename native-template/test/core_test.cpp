@@ -634,6 +634,29 @@ void test_graceful_close_delivers(const EngineConfig& cfg) {
   CHECK(st.close_count(CloseReason::local_close) == 1 && st.drain_timeouts == 0);
 }
 
+void test_many_graceful_closes(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  const int n = scaled(20, 4);
+  std::vector<tnet::Client> cs(static_cast<size_t>(n));
+  for (auto& c : cs) CHECK(c.connect(s.port, 10000));
+  std::vector<uint64_t> got(size_t(n), 0);
+  std::vector<int> eof(size_t(n), 0);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < n; ++i)
+    readers.emplace_back([&, i] {
+      cs[size_t(i)].send_all(frame(kCloseAfter, u32s(8)));
+      eof[size_t(i)] = cs[size_t(i)].read_to_eof(&got[size_t(i)]);
+      cs[size_t(i)].close();
+    });
+  for (auto& t : readers) t.join();
+  for (int i = 0; i < n; ++i) {
+    if (!eof[size_t(i)] || got[size_t(i)] != 8ull * kBig)
+      fprintf(stderr, "  client %d: %s after %llu bytes\n", i, eof[size_t(i)] ? "EOF" : "reset", (unsigned long long)got[size_t(i)]);
+    CHECK(eof[size_t(i)] == 1 && got[size_t(i)] == 8ull * kBig);
+  }
+}
+
 // A client that never reads cannot hold a closing connection (or the server) forever.
 void test_drain_deadline(EngineConfig cfg) {
   cfg.drain_timeout_ms = 300;
@@ -671,6 +694,9 @@ void test_shutdown_delivers(const EngineConfig& cfg) {
   s.engine->stop();
   for (auto& t : readers) t.join();
   for (int i = 0; i < n; ++i) {
+    if (!eof[size_t(i)] || got[size_t(i)] != uint64_t(each) * kBig)
+      fprintf(stderr, "  client %d: %s after %llu of %llu bytes\n", i, eof[size_t(i)] ? "EOF" : "reset",
+              (unsigned long long)got[size_t(i)], (unsigned long long)(uint64_t(each) * kBig));
     CHECK(eof[size_t(i)] == 1);
     CHECK(got[size_t(i)] == uint64_t(each) * kBig);
   }
@@ -845,6 +871,7 @@ int main() {
       {"recv_buffers_starved", [&] { test_recv_buffers_starved(cfg); }},
       {"graceful_close_delivers", [&] { test_graceful_close_delivers(cfg); }},
       {"drain_deadline", [&] { test_drain_deadline(cfg); }},
+      {"many_graceful_closes", [&] { test_many_graceful_closes(cfg); }},
       {"shutdown_delivers", [&] { test_shutdown_delivers(cfg); }},
       {"idle_timeout", [&] { test_idle_timeout(cfg); }},
       {"per_ip_limit_and_ban", [&] { test_per_ip_limit(cfg); }},

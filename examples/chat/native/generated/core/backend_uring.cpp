@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "port.h"
+#include "slab.h"
 
 namespace iocpgen {
 namespace {
@@ -59,6 +60,7 @@ struct Ring {
   int stash_n = 0;
   // Provided receive buffers (owner only once workers run).
   io_uring_buf_ring* br = nullptr;  // registered as buffer group 0
+  std::unique_ptr<BufferSlab> buf_slab;  // untouched until the kernel fills a buffer
   uint8_t* bufs = nullptr;          // nbufs * buffer_size, zeroed
   uint32_t nbufs = 0;               // power of two
   uint32_t avail = 0;               // in the buffer ring, as far as reaped CQEs tell
@@ -78,7 +80,7 @@ class UringPort final : public Port {
       if (rings_[i].inited) io_uring_queue_exit(&rings_[i].ring);
       if (rings_[i].efd >= 0) ::close(rings_[i].efd);
       free(rings_[i].br);  // after queue_exit: the kernel no longer uses them
-      free(rings_[i].bufs);
+      rings_[i].buf_slab.reset();
     }
   }
   const char* name() const override { return "uring"; }
@@ -153,8 +155,12 @@ class UringPort final : public Port {
     if (posix_memalign(&mem, 4096, brsz) != 0) return false;
     memset(mem, 0, brsz);
     ring.br = static_cast<io_uring_buf_ring*>(mem);
-    ring.bufs = static_cast<uint8_t*>(calloc(ring.nbufs, buf_size_));
-    if (!ring.bufs) return false;
+    try {
+      ring.buf_slab.reset(new BufferSlab(size_t(ring.nbufs) * buf_size_));
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
+    ring.bufs = ring.buf_slab->data();
     io_uring_buf_reg reg{};
     reg.ring_addr = reinterpret_cast<uintptr_t>(mem);
     reg.ring_entries = ring.nbufs;

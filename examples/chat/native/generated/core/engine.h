@@ -21,6 +21,7 @@
 #include "io_context.h"
 #include "pool.h"
 #include "port.h"
+#include "slab.h"
 #include "socket_context.h"
 
 namespace iocpgen {
@@ -169,7 +170,7 @@ class Engine {
   EngineConfig cfg_;
   FrameSink* sink_;
   std::unique_ptr<MessageTable> table_;
-  std::unique_ptr<uint8_t[]> slab_;  // io_contexts * buffer_size
+  std::unique_ptr<BufferSlab> slab_;  // io_contexts * buffer_size
   std::unique_ptr<Pool<SocketContext>> sockets_;
   std::unique_ptr<Pool<IoContext>> ios_;
   std::unique_ptr<Port> port_;

@@ -152,7 +152,7 @@ inline int make_listener(const std::string& host, uint16_t port, int backlog, bo
   const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
   int one = 1;
   if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+  if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
     if (why) *why = std::string("socket/bind/listen: ") + strerror(errno);
     if (fd >= 0) ::close(fd);
     freeaddrinfo(res);

@@ -125,9 +125,9 @@ Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
   table_.reset(new MessageTable(cfg_.messages));
   const uint32_t nio = cfg_.effective_io_contexts();
   const size_t bs = cfg_.buffer_size;
-  // Zeroed once so every buffer starts clean; returns are re-zeroed.
-  slab_.reset(new uint8_t[size_t(nio) * bs]());
-  uint8_t* slab = slab_.get();
+  // Fresh OS pages start zeroed and are touched only when used; returns are re-zeroed.
+  slab_.reset(new BufferSlab(size_t(nio) * bs));
+  uint8_t* slab = slab_->data();
   ios_.reset(new Pool<IoContext>(nio, [slab, bs](IoContext& io, uint32_t i) {
     io.buf = slab + size_t(i) * bs;
     io.cap = uint32_t(bs);
@@ -703,8 +703,9 @@ bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
     else draining_.fetch_sub(1);
     if (first && graceful(reason)) {
       draining_.fetch_add(1);
-      sc->state.store(ConnState::draining);
+      // The deadline before the state: the keeper reads the state, then the deadline.
       sc->drain_deadline_ms.store(clock_ms() + cfg_.drain_timeout_ms, std::memory_order_relaxed);
+      sc->state.store(ConnState::draining);
       finish_drain(sc);
       draining = true;
     } else {
@@ -804,6 +805,7 @@ void Engine::dump(FILE* out) {
   static const char* kinds[] = {"none", "accept", "recv", "send", "disconnect"};
   for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
     SocketContext* sc = sockets_->slot(i);
+    if (!sc) break;  // slots are built in order: none past this one was ever used
     LockGuard g(sc->mu);
     if (sc->state.load() == ConnState::free) continue;
     fprintf(out, "conn %u/%u state=%d outstanding=%u sends_posted=%u queued=%zu rx_busy=%d ops:",

@@ -171,6 +171,7 @@ void Engine::enforce_timeouts(uint64_t now) {
     const Handle h = sockets_->current(i);
     if (!h.valid()) continue;
     SocketContext* sc = sockets_->slot(i);
+    if (!sc) continue;
     const ConnState st = sc->state.load();
     if (st == ConnState::open && idle && now > sc->last_rx_ms.load(std::memory_order_relaxed) + idle) {
       close_sc(sc, h, CloseReason::idle_timeout);

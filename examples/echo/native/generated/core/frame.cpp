@@ -28,11 +28,25 @@ MessageTable::MessageTable(const std::vector<MessageSpec>& specs) : entries_(new
 
 void FrameDecoder::init(uint32_t max_frame, const MessageTable* table) {
   if (max_frame < kFrameHeader) max_frame = kFrameHeader;
-  // Not value-initialised: untouched pages of idle sockets stay uncommitted.
-  buf_.reset(new uint8_t[max_frame]);
   max_frame_ = max_frame;
   table_ = table;
+  reset();
+}
+
+void FrameDecoder::reset() {
   have_ = 0;
+  buf_.reset();
+  cap_ = 0;
+}
+
+// Room for n bytes of a partial frame (n <= max_frame), keeping what is there.
+void FrameDecoder::reserve(uint32_t n) {
+  if (n <= cap_) return;
+  if (n < kMinReassembly) n = kMinReassembly < max_frame_ ? kMinReassembly : max_frame_;
+  std::unique_ptr<uint8_t[]> nb(new uint8_t[n]);
+  if (have_) memcpy(nb.get(), buf_.get(), have_);
+  buf_ = std::move(nb);
+  cap_ = n;
 }
 
 // Length checks need only the 4-byte prefix, so a bad length is reported
@@ -73,6 +87,7 @@ FrameError FrameDecoder::feed(const uint8_t* data, size_t len, FrameHandler& out
     uint32_t total = 0;
     FrameError e = check_header(buf_.get(), &total);
     if (e != FrameError::none) return e;
+    reserve(total);
     size_t take = total - have_;
     if (take > len - pos) take = len - pos;
     memcpy(buf_.get() + have_, data + pos, take);
@@ -81,6 +96,11 @@ FrameError FrameDecoder::feed(const uint8_t* data, size_t len, FrameHandler& out
     if (have_ < total) return FrameError::none;
     out.frame(load_u16le(buf_.get() + 4), buf_.get() + kFrameHeader, total - kFrameHeader);
     have_ = 0;
+    if (cap_ > kMinReassembly) {
+      out.flush();   // the payload lives in buf_
+      buf_.reset();  // a large frame's buffer is not kept for an idle connection
+      cap_ = 0;
+    }
   }
   // 2. Whole frames straight from the caller's chunk (no copy).
   FrameError err = FrameError::none;
@@ -97,6 +117,8 @@ FrameError FrameDecoder::feed(const uint8_t* data, size_t len, FrameHandler& out
   if (pos < len) {
     size_t rest = len - pos;
     // rest < total <= max_frame (header checked) or rest < 6.
+    uint32_t need = rest >= kFrameHeader ? load_u32le(data + pos) + 4 : uint32_t(kFrameHeader);
+    reserve(need);
     memcpy(buf_.get(), data + pos, rest);
     have_ = (uint32_t)rest;
   }

@@ -53,9 +53,9 @@ class FrameHandler {
 class FrameDecoder {
  public:
   FrameDecoder() = default;
-  // Allocates the reassembly buffer (max_frame bytes) once.
   void init(uint32_t max_frame, const MessageTable* table);
-  void reset() { have_ = 0; }
+  // Forgets a partial frame and frees the reassembly buffer.
+  void reset();
   // Decodes as much as possible. Returns the first error; frames before it
   // were already delivered. After an error the decoder must be reset.
   FrameError feed(const uint8_t* data, size_t len, FrameHandler& out);
@@ -65,7 +65,13 @@ class FrameDecoder {
   FrameError check_length(const uint8_t* hdr) const;
   FrameError check_header(const uint8_t* hdr, uint32_t* total) const;
 
+  // Only a frame split across reads needs buf_, sized to that frame; a connection
+  // between frames holds none, so idle connections cost no reassembly memory.
+  void reserve(uint32_t n);
+  static constexpr uint32_t kMinReassembly = 256;
+
   std::unique_ptr<uint8_t[]> buf_;
+  uint32_t cap_ = 0;
   uint32_t max_frame_ = 0;
   uint32_t have_ = 0;  // bytes of a partial frame in buf_
   const MessageTable* table_ = nullptr;

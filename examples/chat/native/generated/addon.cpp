@@ -9,6 +9,7 @@
 // No native lock is held while JS runs: the queue lock is held only to append or swap.
 #include <napi.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <functional>
@@ -59,11 +60,17 @@ class EventQueue final : public FrameSink {
   // JS thread: everything queued so far.
   std::vector<uint8_t> take() {
     std::vector<uint8_t> out;
+    // The next batch starts with room for one like the last (allocated outside the lock),
+    // so workers rarely regrow and copy it.
+    std::vector<uint8_t> next;
+    next.reserve(reserve_);
     {
       LockGuard g(mu_);
       out.swap(q_);
+      q_.swap(next);
     }
     room_.notify_all();
+    reserve_ = std::min<size_t>(out.size(), kMaxReserve);
     return out;
   }
 
@@ -111,7 +118,9 @@ class EventQueue final : public FrameSink {
     if (was_empty) notify_();
   }
 
+  static constexpr size_t kMaxReserve = 256 * 1024;
   const size_t limit_;
+  size_t reserve_ = 0;  // JS thread only
   std::function<void()> notify_;
   RankedMutex mu_{LockRank::bridge};
   std::condition_variable_any room_;
@@ -204,6 +213,8 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   }
 
   // send(batch): records of u32 index, u32 gen, u32 len, then a whole frame of len bytes.
+  // Consecutive records for one connection go to the engine as one call: one lock, and
+  // usually one socket send for all of a batch's replies to that client.
   // Returns how many frames were not accepted (stale session, closing, queue full).
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -212,14 +223,23 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     const uint8_t* p = buf.Data();
     const uint8_t* end = p + buf.Length();
     uint32_t rejected = 0;
+    Handle run{};
+    parts_.clear();
+    auto flush = [&] {
+      if (!parts_.empty() && !engine_->send_parts(run, parts_.data(), parts_.size(), uint32_t(parts_.size()))) rejected += uint32_t(parts_.size());
+      parts_.clear();
+    };
     while (end - p >= 12) {
       const Handle h{get32(p), get32(p + 4)};
       const uint32_t len = get32(p + 8);
       p += 12;
       if (uint32_t(end - p) < len) break;
-      if (!engine_->send(h, p, len, 1)) ++rejected;
+      if (!parts_.empty() && h != run) flush();
+      run = h;
+      parts_.push_back(Engine::Part{p, len});
       p += len;
     }
+    flush();
     return Napi::Number::New(env, rejected);
   }
 
@@ -289,6 +309,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   }
 
   EngineConfig cfg_;
+  std::vector<Engine::Part> parts_;  // Send's scratch (JS thread only)
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<EventQueue> queue_;
   std::unique_ptr<Engine> engine_;

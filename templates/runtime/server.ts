@@ -155,14 +155,14 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     if (!members) this.groupMembers.set(group, (members = new Set()))
     if (members.has(session)) return false
     members.add(session)
-    session.groups.add(group)
+    session.groupSet().add(group)
     return true
   }
 
   leave(group: string, session: Session): boolean {
     const members = this.groupMembers.get(group)
     if (!members?.delete(session)) return false
-    session.groups.delete(group)
+    session.groupSet().delete(group)
     if (members.size === 0) this.groupMembers.delete(group)
     return true
   }

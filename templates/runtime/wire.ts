@@ -9,13 +9,15 @@ export class DecodeError extends Error {
 // payload costs more than the copy. A live payload keeps at most one slab alive.
 const SLAB = 16 * 1024
 const POOLED_MAX = 2 * 1024
-let slab = new ArrayBuffer(SLAB)
+// allocUnsafeSlow: not zeroed (each payload is copied in whole before anyone sees it).
+const newSlab = (): ArrayBuffer => Buffer.allocUnsafeSlow(SLAB).buffer as ArrayBuffer
+let slab = newSlab()
 let slabOff = 0
 
 function pooledBytes(n: number): Uint8Array {
   if (n > POOLED_MAX) return new Uint8Array(n)
   if (slabOff + n > SLAB) {
-    slab = new ArrayBuffer(SLAB)
+    slab = newSlab()
     slabOff = 0
   }
   const out = new Uint8Array(slab, slabOff, n)

@@ -4,9 +4,9 @@
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-const PEERS = ['node net', 'C epoll']
+export const PEERS = ['node net', 'C epoll']
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
-const x = (a, b) => (b ? `${(a / b).toFixed(2)}x` : 'n/a')
+const x = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a')
 
 const unit = (r) => (r.kind === 'fanout' ? 'deliveries/s' : r.kind === 'idle' ? 'msgs/s (one each)' : r.workload.startsWith('accept') ? 'conns/s' : 'msgs/s')
 
@@ -18,9 +18,9 @@ function table(r) {
   for (const [name, s] of Object.entries(r.servers)) {
     const vs = peers.map((p) => {
       if (PEERS.includes(name)) return ''
-      const q = r.servers[p]
-      const mem = idle ? `, ${x(s.rssPerConn, q.rssPerConn)} RSS` : ''
-      return `${x(s.rate, q.rate)} rate, ${x(s.cpuPerMsgUs, q.cpuPerMsgUs)} CPU${mem}`
+      const q = r.ratios[name][p]
+      const mem = idle ? `, ${x(q.rssPerConn)} RSS` : ''
+      return `${x(q.rate)} rate, ${x(q.cpuPerMsgUs)} CPU${mem}`
     })
     const cells = [fmt(s.rate), fmt(s.p50_us), fmt(s.p99_us), s.cpuPerMsgUs.toFixed(2), fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
     out.push(`| ${name} | ${cells.join(' | ')} |`)
@@ -35,15 +35,14 @@ function targets(results) {
   for (const r of results) {
     const me = r.servers.iocpgen
     if (!me) continue
-    const node = r.servers['node net']
-    const c = r.servers['C epoll']
+    const vs = r.ratios.iocpgen
     if (r.kind === 'closed' && r.workload.startsWith('echo')) {
-      const a = me.rate / node.rate
+      const a = vs['node net'].rate
       row('echo ≥ 1.5x Node net', r.workload, `${a.toFixed(2)}x`, a >= 1.5, `${((1 - a / 1.5) * 100).toFixed(0)}%`)
-      const b = me.rate / c.rate
+      const b = vs['C epoll'].rate
       row('echo ≥ 1.0x C epoll', r.workload, `${b.toFixed(2)}x`, b >= 1, `${((1 - b) * 100).toFixed(0)}%`)
     } else if (r.kind === 'fanout') {
-      const a = me.rate / node.rate
+      const a = vs['node net'].rate
       row('fan-out ≥ 3x Node net', r.workload, `${a.toFixed(2)}x`, a >= 3, `${((1 - a / 3) * 100).toFixed(0)}%`)
     } else if (r.kind === 'idle') {
       row('idle ≤ 256 B/conn', r.workload, `${fmt(me.rssPerConn)} B`, me.rssPerConn <= 256, `${fmt(me.rssPerConn - 256)} B`)
@@ -59,7 +58,7 @@ export function writeReport(dir, meta, results) {
     `Run on ${meta.date}, Node ${meta.node}, ${meta.cores} cores (shared, loopback), median of ${meta.runs} runs of ${meta.seconds} s each; every server in the same run, interleaved round by round.`,
     'Reproduce: `npm run bench` (env RUNS, SECONDS, IDLE_CONNS, FANOUT_MEMBERS override the defaults).',
     'Load: `bench/build/loadgen` (closed loop with a pipeline depth; churn; idle) and `bench/build/fanout` (group fan-out); both check every reply.',
-    'Ratios are iocpgen / peer: above 1 is faster for rates, below 1 is better for CPU and memory.',
+    'Ratios are iocpgen / peer, the median of the ratios of each round (servers of a round run back to back): above 1 is faster for rates, below 1 is better for CPU and memory. Absolute figures are medians over the rounds.',
     'Server CPU is user + system time of the server process over the run, divided by the messages (deliveries for fan-out, connections for churn).',
     `RSS per connection is the server's RSS growth over its RSS before the load, divided by the connections. Idle: ${fmt(meta.idleConns)} connections per server, spread over 127.0.0.x source addresses; the container's hard NOFILE limit (20,000) rules out the issue's 100,000.`,
     '',

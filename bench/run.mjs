@@ -8,7 +8,7 @@ import {cpus} from 'node:os'
 import {basename, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {writeReport} from './report.mjs'
+import {PEERS, writeReport} from './report.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const root = join(here, '..')
@@ -229,11 +229,22 @@ async function main() {
         }
       }
     }
-    const row = {workload: w.name, kind: w.kind, servers: {}}
+    const row = {workload: w.name, kind: w.kind, servers: {}, ratios: {}}
     for (const [name, xs] of samples) {
       const m = {runs: xs.length}
       for (const k of ['rate', 'p50_us', 'p99_us', 'cpuPerMsgUs', 'rssPerConn', 'rssPerConnAfterOne']) if (xs[0][k] !== undefined) m[k] = median(xs.map((x) => x[k]))
       row.servers[name] = m
+    }
+    // Ratios to each peer: the median of the per-round ratios, since a round's servers run
+    // minutes apart at most while the machine's load drifts over the whole run.
+    for (const name of names.filter((n) => !PEERS.includes(n))) {
+      row.ratios[name] = {}
+      for (const peer of PEERS.filter((p) => samples.has(p))) {
+        const mine = samples.get(name)
+        const theirs = samples.get(peer)
+        const per = (k) => median(mine.map((x, i) => x[k] / theirs[i][k]))
+        row.ratios[name][peer] = {rate: per('rate'), cpuPerMsgUs: per('cpuPerMsgUs'), rssPerConn: per('rssPerConn')}
+      }
     }
     results.push(row)
   }

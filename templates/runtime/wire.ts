@@ -6,11 +6,11 @@ export class DecodeError extends Error {
 }
 
 // Mid-sized payloads share a slab, as Node's Buffer pool does: a fresh backing store per
-// payload costs more than the copy. A live payload keeps at most one slab alive.
+// payload costs more than the copy. A live payload keeps its slab alive. The slab is zeroed:
+// a payload's .buffer must not show stale process memory.
 const SLAB = 16 * 1024
 const POOLED_MAX = 2 * 1024
-// allocUnsafeSlow: not zeroed (each payload is copied in whole before anyone sees it).
-const newSlab = (): ArrayBuffer => Buffer.allocUnsafeSlow(SLAB).buffer as ArrayBuffer
+const newSlab = (): ArrayBuffer => new ArrayBuffer(SLAB)
 let slab = newSlab()
 let slabOff = 0
 

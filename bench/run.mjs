@@ -3,33 +3,51 @@
 // runs, reported with its ratio to each peer. `npm run bench` (full) or `--smoke` (CI: checks
 // the harness works, asserts no speed).
 import {execFileSync, spawn} from 'node:child_process'
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {cpSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {cpus} from 'node:os'
+import {basename, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {writeReport} from './report.mjs'
+import {PEERS, writeReport} from './report.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const root = join(here, '..')
 const build = join(here, 'build')
+const nodeGyp = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')
 const smoke = process.argv.includes('--smoke')
-const RUNS = smoke ? 1 : Number(process.env.RUNS ?? 3)
-const SECONDS = smoke ? 1 : Number(process.env.SECONDS ?? 4)
+const RUNS = smoke ? 1 : Number(process.env.RUNS ?? 5)
+const SECONDS = smoke ? 1 : Number(process.env.SECONDS ?? 3)
+// Idle connections per server: the container's hard NOFILE limit (20,000) caps each side.
+const IDLE_CONNS = smoke ? 200 : Number(process.env.IDLE_CONNS ?? 19000)
+const FANOUT_MEMBERS = smoke ? 50 : Number(process.env.FANOUT_MEMBERS ?? 1000)
 
 const log = (...a) => console.error('bench:', ...a)
 const sh = (cmd, args, cwd = root) => execFileSync(cmd, args, {cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8'})
 
-/** Builds the load generator, the C peer, and the generated echo server (with a work knob). */
-function prepare() {
-  sh('make', ['-s', '-C', here])
-  const server = join(build, 'echo-server')
-  if (!existsSync(join(server, 'package.json'))) {
-    log('generating the echo server from bench/specs/echo.yaml')
-    sh(process.execPath, [join(root, 'bin', 'run.js'), 'new', server, '--spec', join(here, 'specs', 'echo.yaml'), '--no-install'])
+/** Generates (or regenerates) a server project from a bench spec and builds it. */
+function generated(dir, spec) {
+  if (!existsSync(join(dir, 'package.json'))) {
+    log(`generating ${dir} from ${spec}`)
+    sh(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', spec, '--no-install'])
   } else {
-    sh(process.execPath, [join(root, 'bin', 'run.js'), 'generate', '--dir', server])
+    // The project keeps its own copy of the spec: refresh it from bench/specs first.
+    cpSync(spec, join(dir, basename(spec)))
+    sh(process.execPath, [join(root, 'bin', 'run.js'), 'generate', '--dir', dir])
   }
-  // The handler echoes; WORK_US adds that much busy work per message, to see a real handler.
+}
+
+function buildServer(dir) {
+  if (!existsSync(join(dir, 'build', 'Release', 'iocpgen.node'))) sh('npm', ['install', '--no-audit', '--no-fund'], dir)
+  // Incremental (node-gyp build, npm's own copy): recompiles only what generate changed.
+  else if (existsSync(nodeGyp)) sh(process.execPath, [nodeGyp, 'build'], dir)
+  else sh('npm', ['run', '-s', 'build:native'], dir)
+  sh('npm', ['run', '-s', 'build:ts'], dir)
+}
+
+/** The generated echo server; its handler echoes, with WORK_US µs of busy work per message. */
+function prepareEcho() {
+  const server = join(build, 'echo-server')
+  generated(server, join(here, 'specs', 'echo.yaml'))
   writeFileSync(join(server, 'src', 'handlers', 'echo.ts'), `import type {Handler} from '../generated/handlers.js'
 const work = BigInt(Number(process.env.WORK_US ?? 0) * 1000)
 export const onEcho: Handler<'Echo'> = (session, message) => {
@@ -40,28 +58,38 @@ export const onEcho: Handler<'Echo'> = (session, message) => {
   session.send('Echo', message)
 }
 `)
-  if (!existsSync(join(server, 'build', 'Release', 'iocpgen.node'))) sh('npm', ['install', '--no-audit', '--no-fund'], server)
-  sh('npm', ['run', '-s', 'build:ts'], server)
+  buildServer(server)
+  return server
+}
+
+/** The chat example's handlers on the bench chat spec (no per-IP limits, no idle timeout). */
+function prepareChat() {
+  const server = join(build, 'chat-server')
+  generated(server, join(here, 'specs', 'chat.yaml'))
+  const example = join(root, 'examples', 'chat', 'src')
+  for (const f of ['handlers', 'directory.ts', 'session-state.ts', 'main.ts']) cpSync(join(example, f), join(server, 'src', f), {recursive: true})
+  buildServer(server)
   return server
 }
 
 /** Starts a server; resolves with its pid and port once it prints "listening on port N". */
-function start(name, cmd, args, env = {}) {
+function start(spec) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(spec.cmd, spec.args, {env: {...process.env, ...spec.env}, stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
     const onData = (d) => {
       out += d.toString()
       const m = /listening on port (\d+)/.exec(out)
-      if (m) resolve({name, child, pid: child.pid, port: Number(m[1])})
+      if (m) resolve({name: spec.name, child, pid: child.pid, port: Number(m[1])})
     }
     child.stdout.on('data', onData)
     child.stderr.on('data', onData)
-    child.on('exit', (code) => reject(new Error(`${name} exited (${code}): ${out}`)))
+    child.on('exit', (code) => reject(new Error(`${spec.name} exited (${code}): ${out}`)))
   })
 }
 
 const stop = (s) => new Promise((r) => (s.child.exitCode !== null ? r() : (s.child.once('exit', r), s.child.kill('SIGTERM'))))
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** CPU seconds (user + system) a process has used so far. */
 function cpuSeconds(pid) {
@@ -72,86 +100,159 @@ function cpuSeconds(pid) {
 
 const rssBytes = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024
 
-function loadgen(args, onLine) {
+/** Runs a load tool (bench/build/loadgen or fanout); resolves with its JSON result line. */
+function load(tool, args, onLine) {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(build, 'loadgen'), args, {stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(join(build, tool), args, {stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
     let err = ''
+    // A stuck run must not hang the harness.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => {
       err += d
       for (const line of d.toString().split('\n')) if (line.trim()) onLine?.(line.trim())
     })
     child.on('exit', (code) => {
+      clearTimeout(timer)
       const line = out.trim().split('\n').at(-1)
       try {
         const r = JSON.parse(line)
-        if (code !== 0 || r.errors > 0) return reject(new Error(`loadgen ${args.join(' ')} failed (${code}): ${line}\n${err}`))
+        if (code !== 0 || r.errors > 0) return reject(new Error(`${tool} ${args.join(' ')} failed (${code}): ${line}\n${err}`))
         resolve(r)
       } catch {
-        reject(new Error(`loadgen ${args.join(' ')}: no result (${code})\n${out}\n${err}`))
+        reject(new Error(`${tool} ${args.join(' ')}: no result (${code})\n${out}\n${err}`))
       }
     })
   })
 }
 
+// Each workload measures one started server and returns one sample. RSS per connection is
+// the growth over the server's RSS before the load, divided by the connections.
+const measure = {
+  async closed(s, w) {
+    const rss0 = rssBytes(s.pid)
+    const cpu0 = cpuSeconds(s.pid)
+    const r = await load('loadgen', ['--mode', w.mode, '--port', String(s.port), '--conns', String(w.conns), '--size', String(w.size), '--depth', String(w.depth), '--duration', String(SECONDS), '--warmup', smoke ? '0' : '1'])
+    const cpu = cpuSeconds(s.pid) - cpu0
+    return {...r, cpuPerMsgUs: (cpu / Math.max(1, r.frames)) * 1e6, rssPerConn: Math.max(0, rssBytes(s.pid) - rss0) / w.conns}
+  },
+  async fanout(s, w) {
+    const rss0 = rssBytes(s.pid)
+    let cpu0 = 0
+    let rssJoined = 0
+    const r = await load('fanout', ['--port', String(s.port), '--members', String(w.conns), '--size', String(w.size), '--depth', String(w.depth), '--duration', String(SECONDS), '--warmup', smoke ? '0' : '1'], (line) => {
+      if (line.startsWith('ready')) {
+        cpu0 = cpuSeconds(s.pid)
+        rssJoined = rssBytes(s.pid)
+      }
+    })
+    const cpu = cpuSeconds(s.pid) - cpu0
+    return {...r, cpuPerMsgUs: (cpu / Math.max(1, r.frames)) * 1e6, rssPerConn: Math.max(0, rssJoined - rss0) / (w.conns + 1)}
+  },
+  // Idle: N connections held (RSS measured while they sit), then each sends one message
+  // and gets its echo (RSS measured again). Msgs/s and CPU are of that one-message round.
+  async idle(s, w) {
+    const rss0 = rssBytes(s.pid)
+    let rssIdle = 0
+    let rssOne = 0
+    let cpu0 = 0
+    const r = await load('loadgen', ['--mode', 'idle', '--port', String(s.port), '--conns', String(w.conns), '--size', String(w.size), '--hold', '2', '--one-each', '--hold2', '1'], (line) => {
+      if (line.startsWith('ready')) {
+        void sleep(1000).then(() => {
+          rssIdle = rssBytes(s.pid)
+          cpu0 = cpuSeconds(s.pid)
+        })
+      }
+      if (line.startsWith('sent-one')) rssOne = rssBytes(s.pid)
+    })
+    const cpu = cpuSeconds(s.pid) - cpu0
+    return {
+      ...r,
+      cpuPerMsgUs: (cpu / Math.max(1, r.frames)) * 1e6,
+      rssPerConn: Math.max(0, rssIdle - rss0) / w.conns,
+      rssPerConnAfterOne: Math.max(0, rssOne - rss0) / w.conns,
+    }
+  },
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 async function main() {
-  const echoServer = prepare()
-  const servers = [
-    {name: 'iocpgen', cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0'}},
-    {name: 'iocpgen +10us', cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0', WORK_US: '10'}},
-    {name: 'node net', cmd: process.execPath, args: [join(here, 'peers', 'node-echo.mjs'), '--port', '0']},
-    {name: 'C epoll', cmd: join(build, 'epoll-echo'), args: ['--port', '0', '--threads', '2']},
-  ]
-  const workloads = smoke
-    ? [{name: 'echo 64 B, 50 conns', mode: 'closed', size: 64, conns: 50, depth: 8}]
-    : [
-        {name: 'echo 64 B, 50 conns', mode: 'closed', size: 64, conns: 50, depth: 8},
-        {name: 'echo 64 B, 500 conns', mode: 'closed', size: 64, conns: 500, depth: 4},
-        {name: 'echo 1 KiB, 50 conns', mode: 'closed', size: 1024, conns: 50, depth: 8},
-        {name: 'echo 1 KiB, 500 conns', mode: 'closed', size: 1024, conns: 500, depth: 4},
-        {name: 'accept churn, 50 slots', mode: 'churn', size: 64, conns: 50, depth: 1},
-      ]
+  sh('make', ['-s', '-C', here])
+  const echoServer = prepareEcho()
+  const echo = {
+    iocpgen: {cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0'}},
+    'iocpgen +10us': {cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0', WORK_US: '10'}},
+    'node net': {cmd: process.execPath, args: [join(here, 'peers', 'node-echo.mjs'), '--port', '0']},
+    'C epoll': {cmd: join(build, 'epoll-echo'), args: ['--port', '0', '--threads', '2']},
+  }
+  const {'iocpgen +10us': _work, ...echoPlain} = echo
+  const closed = (name, size, conns, depth) => ({name, kind: 'closed', mode: 'closed', size, conns, depth, servers: echo})
+  const idle = {name: `idle, ${IDLE_CONNS.toLocaleString('en-US')} conns`, kind: 'idle', size: 64, conns: IDLE_CONNS, servers: echoPlain}
+  const churn = {name: 'accept churn, 50 slots', kind: 'closed', mode: 'churn', size: 64, conns: 50, depth: 1, servers: echoPlain}
+  let workloads
+  if (smoke) {
+    workloads = [closed('echo 64 B, 50 conns', 64, 50, 8), churn, idle]
+  } else {
+    const chatServer = prepareChat()
+    const chat = {
+      iocpgen: {cmd: process.execPath, args: [join(chatServer, 'dist', 'src', 'main.js')], env: {PORT: '0'}},
+      'node net': {cmd: process.execPath, args: [join(here, 'peers', 'node-chat.mjs'), '--port', '0']},
+    }
+    workloads = [
+      closed('echo 64 B, 50 conns', 64, 50, 8),
+      closed('echo 64 B, 500 conns', 64, 500, 4),
+      closed('echo 1 KiB, 50 conns', 1024, 50, 8),
+      closed('echo 1 KiB, 500 conns', 1024, 500, 4),
+      {name: `group fan-out, 1 sender to ${FANOUT_MEMBERS.toLocaleString('en-US')} members, 64 B text`, kind: 'fanout', size: 64, conns: FANOUT_MEMBERS, depth: 4, servers: chat},
+      churn,
+      idle,
+    ]
+  }
 
   const results = []
   for (const w of workloads) {
-    const samples = new Map(servers.map((s) => [s.name, []]))
+    const names = Object.keys(w.servers)
+    const samples = new Map(names.map((n) => [n, []]))
     // Interleave the servers in every round so drift on a shared machine hits all alike.
     for (let run = 0; run < RUNS; run++) {
-      for (const spec of servers) {
-        if (w.mode === 'churn' && spec.name.includes('+10us')) continue
-        const s = await start(spec.name, spec.cmd, spec.args, spec.env)
+      for (const name of names) {
+        const s = await start({name, ...w.servers[name]})
         try {
-          const cpu0 = cpuSeconds(s.pid)
-          const r = await loadgen(['--mode', w.mode, '--port', String(s.port), '--conns', String(w.conns), '--size', String(w.size), '--depth', String(w.depth), '--duration', String(SECONDS), '--warmup', smoke ? '0' : '1'])
-          const cpu = cpuSeconds(s.pid) - cpu0
-          samples.get(spec.name).push({...r, cpuPerMsgUs: (cpu / Math.max(1, r.frames)) * 1e6, rssPerConn: rssBytes(s.pid) / w.conns})
-          log(`${w.name} | ${spec.name} | ${Math.round(r.rate)} msg/s p50 ${r.p50_us} us p99 ${r.p99_us} us`)
+          await sleep(200) // let the server settle before its baseline RSS
+          const r = await measure[w.kind](s, w)
+          samples.get(name).push(r)
+          log(`${w.name} | ${name} | ${Math.round(r.rate)} msg/s p50 ${r.p50_us} us p99 ${r.p99_us} us | ${r.cpuPerMsgUs.toFixed(2)} us CPU/msg | ${Math.round(r.rssPerConn)} B/conn`)
         } finally {
           await stop(s)
         }
       }
     }
-    const row = {workload: w.name, servers: {}}
+    const row = {workload: w.name, kind: w.kind, servers: {}, ratios: {}}
     for (const [name, xs] of samples) {
-      if (!xs.length) continue
-      row.servers[name] = {
-        rate: median(xs.map((x) => x.rate)),
-        p50_us: median(xs.map((x) => x.p50_us)),
-        p99_us: median(xs.map((x) => x.p99_us)),
-        cpuPerMsgUs: median(xs.map((x) => x.cpuPerMsgUs)),
-        rssPerConn: median(xs.map((x) => x.rssPerConn)),
-        runs: xs.length,
+      const m = {runs: xs.length}
+      for (const k of ['rate', 'p50_us', 'p99_us', 'cpuPerMsgUs', 'rssPerConn', 'rssPerConnAfterOne']) if (xs[0][k] !== undefined) m[k] = median(xs.map((x) => x[k]))
+      row.servers[name] = m
+    }
+    // Ratios to each peer: the median of the per-round ratios, since a round's servers run
+    // minutes apart at most while the machine's load drifts over the whole run.
+    for (const name of names.filter((n) => !PEERS.includes(n))) {
+      row.ratios[name] = {}
+      for (const peer of PEERS.filter((p) => samples.has(p))) {
+        const mine = samples.get(name)
+        const theirs = samples.get(peer)
+        const per = (k) => median(mine.map((x, i) => x[k] / theirs[i][k]))
+        row.ratios[name][peer] = {rate: per('rate'), cpuPerMsgUs: per('cpuPerMsgUs'), rssPerConn: per('rssPerConn')}
       }
     }
     results.push(row)
   }
-  const meta = {date: new Date().toISOString().slice(0, 10), node: process.version, cores: (await import('node:os')).cpus().length, runs: RUNS, seconds: SECONDS, smoke}
+  const meta = {date: new Date().toISOString().slice(0, 10), node: process.version, cores: cpus().length, runs: RUNS, seconds: SECONDS, smoke, idleConns: IDLE_CONNS, fanoutMembers: FANOUT_MEMBERS}
   writeFileSync(join(here, smoke ? 'build/results-smoke.json' : 'results.json'), JSON.stringify({meta, results}, null, 2) + '\n')
   if (!smoke) writeReport(here, meta, results)
-  console.log(smoke ? `bench smoke: ${results.length} workload(s) ran against ${servers.length} servers` : 'bench: wrote bench/results.md and bench/results.svg')
+  const most = Math.max(...results.map((r) => Object.keys(r.servers).length))
+  console.log(smoke ? `bench smoke: ${results.length} workload(s) ran against ${most} servers` : 'bench: wrote bench/results.md and bench/results.svg')
 }
 
 main().catch((e) => {

@@ -609,10 +609,43 @@ bool Engine::send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t 
       }
       close_for = CloseReason::slow_consumer;
     } else {
-      for (size_t i = 0; i < nparts; ++i) sc->sendq.insert(sc->sendq.end(), parts[i].data, parts[i].data + parts[i].len);
+      size_t part = 0, skip = 0;  // next byte to take: parts[part].data + skip
+      bool stuck = false;          // no context to post into, or a post failed
+      // Nothing queued ahead of these bytes: copy them straight into send contexts, one
+      // copy instead of two (through sendq).
+      while (sc->queued() == 0 && part < nparts && sc->sends_posted < cfg_.send_depth) {
+        IoContext* io = acquire_io();
+        if (!io) {
+          if (sc->sends_posted == 0) close_for = CloseReason::pool_exhausted;
+          stuck = true;
+          break;
+        }
+        size_t n = 0;
+        while (part < nparts && n < io->cap) {
+          const size_t take = std::min(parts[part].len - skip, size_t(io->cap) - n);
+          memcpy(io->buf + n, parts[part].data + skip, take);
+          n += take;
+          skip += take;
+          if (skip == parts[part].len) {
+            ++part;
+            skip = 0;
+          }
+        }
+        io->kind = OpKind::send;
+        io->len = uint32_t(n);
+        io->off = 0;
+        io->mark_dirty(io->len);
+        if (!post_locked(sc, io)) {
+          failed.push(io);
+          stuck = true;
+          break;
+        }
+        ++sc->sends_posted;
+      }
+      for (; part < nparts; ++part, skip = 0) sc->sendq.insert(sc->sendq.end(), parts[part].data + skip, parts[part].data + parts[part].len);
       // Post while this connection has send contexts to spare; the rest waits in sendq
       // and is posted from on_send as sends complete.
-      while (sc->queued() > 0 && sc->sends_posted < cfg_.send_depth) {
+      while (!stuck && sc->queued() > 0 && sc->sends_posted < cfg_.send_depth) {
         IoContext* io = acquire_io();
         if (!io) {
           // Only fatal when nothing is in flight to drain the queue later.

@@ -11,6 +11,8 @@ export interface SessionHost {
 
 /** Slots are below 2^22 (maxConnections is at most 4,000,000), so ids stay exact numbers. */
 export const SLOT_BITS = 22
+const NO_GROUPS: ReadonlySet<string> = new Set()
+
 export const sessionId = (index: number, gen: number): number => (gen % 2 ** 31) * 2 ** SLOT_BITS + index
 
 export class Session {
@@ -19,8 +21,9 @@ export class Session {
   state: SessionState
   /** False once the client left or close() was called. */
   open = true
-  /** Groups this session is in, so a disconnect leaves them all. */
-  readonly groups = new Set<string>()
+  // Made on the first join: most clients of a big server are in no group, and an empty Set
+  // per client is a good part of an idle client's memory.
+  private joined: Set<string> | undefined
   /** Handler work still running for this session: frames are handled one after another. */
   pending: Promise<void> | undefined
 
@@ -34,6 +37,16 @@ export class Session {
   ) {
     this.id = sessionId(index, gen)
     this.state = state
+  }
+
+  /** Groups this session is in, so a disconnect leaves them all. */
+  get groups(): ReadonlySet<string> {
+    return this.joined ?? NO_GROUPS
+  }
+
+  /** The server's bookkeeping for join and leave. */
+  groupSet(): Set<string> {
+    return (this.joined ??= new Set())
   }
 
   /** Queues a message to this client; false when the client is gone or its queue refused it. */

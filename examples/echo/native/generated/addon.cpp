@@ -9,12 +9,16 @@
 // No native lock is held while JS runs: the queue lock is held only to append or swap.
 #include <napi.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <new>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine.h"
@@ -26,6 +30,52 @@ namespace {
 // Event records, little-endian: a 16-byte header, then `len` bytes.
 //   u8 kind, u8 reason, u16 type (frame) or peer port (open), u32 index, u32 gen, u32 len
 enum class EventKind : uint8_t { open = 1, frame = 2, close = 3 };
+
+// The event queue's bytes: growth leaves new bytes uninitialized (each event is written in
+// full right after; zero-filling first only doubled the memory traffic), and the block is
+// handed to JS as is.
+class Bytes {
+ public:
+  Bytes() = default;
+  Bytes(const Bytes&) = delete;
+  Bytes& operator=(const Bytes&) = delete;
+  Bytes(Bytes&& o) noexcept { swap(o); }
+  ~Bytes() { std::free(p_); }
+
+  void swap(Bytes& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(size_, o.size_);
+    std::swap(cap_, o.cap_);
+  }
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  void reserve(size_t n) {
+    if (n <= cap_) return;
+    auto* q = static_cast<uint8_t*>(std::realloc(p_, n));
+    if (!q) throw std::bad_alloc();
+    p_ = q;
+    cap_ = n;
+  }
+  // Room for n more bytes at the end; returns where they go.
+  uint8_t* append(size_t n) {
+    if (size_ + n > cap_) reserve(std::max(cap_ * 2, size_ + n));
+    uint8_t* at = p_ + size_;
+    size_ += n;
+    return at;
+  }
+  // Hands the block over (free it with std::free) and leaves this empty.
+  uint8_t* release() {
+    uint8_t* p = p_;
+    p_ = nullptr;
+    size_ = cap_ = 0;
+    return p;
+  }
+
+ private:
+  uint8_t* p_ = nullptr;
+  size_t size_ = 0;
+  size_t cap_ = 0;
+};
 constexpr size_t kEventHeader = 16;
 
 class EventQueue final : public FrameSink {
@@ -59,13 +109,19 @@ class EventQueue final : public FrameSink {
   }
 
   // JS thread: everything queued so far.
-  std::vector<uint8_t> take() {
-    std::vector<uint8_t> out;
+  Bytes take() {
+    Bytes out;
+    // The next batch starts with room for one like the last (allocated outside the lock),
+    // so workers rarely regrow and copy it.
+    Bytes next;
+    next.reserve(reserve_);
     {
       LockGuard g(mu_);
       out.swap(q_);
+      q_.swap(next);
     }
     room_.notify_all();
+    reserve_ = std::min<size_t>(out.size(), kMaxReserve);
     return out;
   }
 
@@ -107,19 +163,19 @@ class EventQueue final : public FrameSink {
         room_.wait(lk);
       }
       was_empty = q_.empty();
-      const size_t at = q_.size();
-      q_.resize(at + bytes);
-      fill(q_.data() + at);
+      fill(q_.append(bytes));
     }
     if (was_empty) notify_();
   }
 
+  static constexpr size_t kMaxReserve = 256 * 1024;
   const size_t limit_;
+  size_t reserve_ = 0;  // JS thread only
   std::function<void()> notify_;
   const std::thread::id js_thread_;
   RankedMutex mu_{LockRank::bridge};
   std::condition_variable_any room_;
-  std::vector<uint8_t> q_;
+  Bytes q_;
   bool unbounded_ = false;
   uint64_t waits_ = 0;
 };
@@ -190,13 +246,10 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     std::shared_ptr<EventQueue> q = std::move(*ref);
     delete ref;
     if (!env) return;
-    auto* events = new std::vector<uint8_t>(q->take());
-    if (events->empty()) {
-      delete events;
-      return;
-    }
-    auto buf = Napi::Buffer<uint8_t>::New(env, events->data(), events->size(),
-                                          [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, events);
+    Bytes events = q->take();
+    if (events.empty()) return;
+    const size_t n = events.size();
+    auto buf = Napi::Buffer<uint8_t>::New(env, events.release(), n, [](Napi::Env, uint8_t* p) { std::free(p); });
     lockcheck::assert_no_locks_held();
     fn.Call({buf});
   }
@@ -217,6 +270,8 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   }
 
   // send(batch): records of u32 index, u32 gen, u32 len, then a whole frame of len bytes.
+  // Consecutive records for one connection go to the engine as one call: one lock, and
+  // usually one socket send for all of a batch's replies to that client.
   // Returns how many frames were not accepted (stale session, closing, queue full).
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -225,14 +280,23 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     const uint8_t* p = buf.Data();
     const uint8_t* end = p + buf.Length();
     uint32_t rejected = 0;
+    Handle run{};
+    parts_.clear();
+    auto flush = [&] {
+      if (!parts_.empty() && !engine_->send_parts(run, parts_.data(), parts_.size(), uint32_t(parts_.size()))) rejected += uint32_t(parts_.size());
+      parts_.clear();
+    };
     while (end - p >= 12) {
       const Handle h{get32(p), get32(p + 4)};
       const uint32_t len = get32(p + 8);
       p += 12;
       if (uint32_t(end - p) < len) break;
-      if (!engine_->send(h, p, len, 1)) ++rejected;
+      if (!parts_.empty() && h != run) flush();
+      run = h;
+      parts_.push_back(Engine::Part{p, len});
       p += len;
     }
+    flush();
     return Napi::Number::New(env, rejected);
   }
 
@@ -316,6 +380,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   }
 
   EngineConfig cfg_;
+  std::vector<Engine::Part> parts_;  // Send's scratch (JS thread only)
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<EventQueue> queue_;
   std::unique_ptr<Engine> engine_;

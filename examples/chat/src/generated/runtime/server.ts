@@ -121,12 +121,23 @@ const FRAME = 2
 const CLOSE = 3
 const HEADER = 16
 
+type AnyHandler = (s: Session, m: unknown, server: Server) => unknown
+
+/** What an inbound type id needs: found once per type, not per frame. */
+interface Inbound {
+  name: string
+  decode: (r: Reader) => unknown
+  handler: AnyHandler | undefined
+}
+
 export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   private native: NativeServer | undefined
   private readonly sessions: (Session | undefined)[] = []
   private readonly groupMembers = new Map<string, Set<Session>>()
   private readonly out = new Writer(64 * 1024)
   private readonly frame = new Writer(1024)
+  private readonly reader = new Reader(Buffer.alloc(0))
+  private readonly inbound: (Inbound | undefined)[] = []
   private flushQueued = false
   private closeReasons: string[] = []
   private counters = {badPayloads: 0, handlerErrors: 0, sendsRefused: 0}
@@ -137,6 +148,10 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     private readonly options: ServerOptions = {},
   ) {
     super()
+    for (const [id, codec] of codecById) {
+      const handler = (handlers as unknown as Record<string, AnyHandler | undefined>)[codec.name]
+      this.inbound[id] = {name: codec.name, decode: codec.decode, handler}
+    }
   }
 
   /**
@@ -192,14 +207,14 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     if (!members) this.groupMembers.set(group, (members = new Set()))
     if (members.has(session)) return false
     members.add(session)
-    session.groups.add(group)
+    session.groupSet().add(group)
     return true
   }
 
   leave(group: string, session: Session): boolean {
     const members = this.groupMembers.get(group)
     if (!members?.delete(session)) return false
-    session.groups.delete(group)
+    session.groupSet().delete(group)
     if (members.size === 0) this.groupMembers.delete(group)
     return true
   }
@@ -249,7 +264,7 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
       w.rewind(start)
       throw error
     }
-    w.view().writeUInt32LE(w.length - frameStart, frameStart - 4)
+    w.patchU32(frameStart - 4, w.length - frameStart)
     if (!this.flushQueued) {
       this.flushQueued = true
       queueMicrotask(() => this.flush())
@@ -282,13 +297,14 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
 
   private onEvents(batch: Buffer): void {
     let off = 0
-    while (off + HEADER <= batch.length) {
-      const kind = batch[off]!
-      const reason = batch[off + 1]!
-      const type = batch.readUInt16LE(off + 2)
-      const index = batch.readUInt32LE(off + 4)
-      const gen = batch.readUInt32LE(off + 8)
-      const len = batch.readUInt32LE(off + 12)
+    const b = batch
+    while (off + HEADER <= b.length) {
+      const kind = b[off]!
+      const reason = b[off + 1]!
+      const type = b[off + 2]! | (b[off + 3]! << 8)
+      const index = (b[off + 4]! | (b[off + 5]! << 8) | (b[off + 6]! << 16)) + b[off + 7]! * 0x1000000
+      const gen = (b[off + 8]! | (b[off + 9]! << 8) | (b[off + 10]! << 16)) + b[off + 11]! * 0x1000000
+      const len = (b[off + 12]! | (b[off + 13]! << 8) | (b[off + 14]! << 16)) + b[off + 15]! * 0x1000000
       const body = off + HEADER
       off = body + len
       if (kind === FRAME) this.onFrame(index, gen, type, batch, body, off)
@@ -319,12 +335,13 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   private onFrame(index: number, gen: number, type: number, batch: Buffer, start: number, end: number): void {
     const s = this.sessions[index]
     if (!s || s.gen !== gen || !s.open) return
-    const codec = codecById.get(type)
+    const inbound = this.inbound[type]
     let message: unknown
     try {
-      if (!codec) throw new DecodeError(`unknown type id ${type}`)
-      const r = new Reader(batch, start, end)
-      message = codec.decode(r)
+      if (!inbound) throw new DecodeError(`unknown type id ${type}`)
+      const r = this.reader
+      r.reset(batch, start, end)
+      message = inbound.decode(r)
       r.done()
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error
@@ -332,7 +349,7 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
       s.close()
       return
     }
-    const handler = (this.handlers as unknown as Record<string, ((s: Session, m: unknown, server: Server) => unknown) | undefined>)[codec.name]
+    const handler = inbound.handler
     if (!handler) {
       // A server-to-client message sent by a client.
       this.counters.badPayloads++
@@ -357,7 +374,7 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   }
 
   /** Runs a handler; returns a promise only when the handler is async. */
-  private call(handler: (s: Session, m: unknown, server: Server) => unknown, s: Session, message: unknown): Promise<void> | undefined {
+  private call(handler: AnyHandler, s: Session, message: unknown): Promise<void> | undefined {
     try {
       const r = handler(s, message, this)
       if (r instanceof Promise) return r.then(() => undefined, (error: unknown) => this.handlerFailed(error, s))

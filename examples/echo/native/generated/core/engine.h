@@ -97,6 +97,13 @@ class Engine {
   // slow_consumer / pool_exhausted by this call.
   bool send(Handle conn, const void* data, size_t len, uint32_t frames = 0);
   bool send_frame(Handle conn, uint16_t type, const void* payload, uint32_t len);
+  // One connection's bytes in pieces (e.g. several frames of one batch): one lock, and
+  // one send when they fit a buffer.
+  struct Part {
+    const uint8_t* data;
+    size_t len;
+  };
+  bool send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t frames);
   // Starts closing; on_close follows once every posted op has completed. local_close,
   // server_shutdown and idle_timeout are graceful: sends already accepted are delivered,
   // then the connection is shut down for sending and ends when the peer closes too, or
@@ -110,10 +117,6 @@ class Engine {
   const char* backend_name() const;
 
  private:
-  struct Part {
-    const uint8_t* data;
-    size_t len;
-  };
   class Batch;
 
   void worker_main(int worker);
@@ -161,7 +164,6 @@ class Engine {
   void finalize(SocketContext* sc);
   IoContext* acquire_io();
   void release_io(IoContext* io);
-  bool send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t frames);
   void fill_send(SocketContext* sc, IoContext* io) REQUIRES(sc->mu);
   // A drained send queue keeps at most this much capacity for the next burst.
   static constexpr size_t kKeepSendQueue = 16 * 1024;

@@ -7,14 +7,41 @@ export class DecodeError extends Error {
   override name = 'DecodeError'
 }
 
+// Mid-sized payloads share a slab, as Node's Buffer pool does: a fresh backing store per
+// payload costs more than the copy. A live payload keeps its slab alive. The slab is zeroed:
+// a payload's .buffer must not show stale process memory.
+const SLAB = 16 * 1024
+const POOLED_MAX = 2 * 1024
+const newSlab = (): ArrayBuffer => new ArrayBuffer(SLAB)
+let slab = newSlab()
+let slabOff = 0
+
+function pooledBytes(n: number): Uint8Array {
+  if (n > POOLED_MAX) return new Uint8Array(n)
+  if (slabOff + n > SLAB) {
+    slab = newSlab()
+    slabOff = 0
+  }
+  const out = new Uint8Array(slab, slabOff, n)
+  slabOff += (n + 7) & ~7
+  return out
+}
+
 export class Reader {
+  private buf: Buffer
   private off: number
-  constructor(
-    private readonly buf: Buffer,
-    start = 0,
-    private readonly end = buf.length,
-  ) {
+  private end: number
+  constructor(buf: Buffer, start = 0, end = buf.length) {
+    this.buf = buf
     this.off = start
+    this.end = end
+  }
+
+  /** Points the reader at another payload: the server reuses one reader for every frame. */
+  reset(buf: Buffer, start: number, end: number): void {
+    this.buf = buf
+    this.off = start
+    this.end = end
   }
 
   get remaining(): number {
@@ -30,9 +57,16 @@ export class Reader {
 
   u8(): number { return this.buf[this.take(1)]! }
   i8(): number { return this.buf.readInt8(this.take(1)) }
-  u16(): number { return this.buf.readUInt16LE(this.take(2)) }
+  u16(): number {
+    const at = this.take(2)
+    return this.buf[at]! | (this.buf[at + 1]! << 8)
+  }
   i16(): number { return this.buf.readInt16LE(this.take(2)) }
-  u32(): number { return this.buf.readUInt32LE(this.take(4)) }
+  u32(): number {
+    const at = this.take(4)
+    const b = this.buf
+    return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16)) + b[at + 3]! * 0x1000000
+  }
   i32(): number { return this.buf.readInt32LE(this.take(4)) }
   u64(): bigint { return this.buf.readBigUInt64LE(this.take(8)) }
   i64(): bigint { return this.buf.readBigInt64LE(this.take(8)) }
@@ -60,7 +94,16 @@ export class Reader {
   bytes(max: number, prefix: number): Uint8Array {
     const n = this.length(max, prefix)
     const at = this.take(n)
-    return new Uint8Array(this.buf.subarray(at, at + n))
+    const b = this.buf
+    if (n <= 64) {
+      // Small arrays live on the JS heap: a plain loop beats a native copy here.
+      const out = new Uint8Array(n)
+      for (let i = 0; i < n; i++) out[i] = b[at + i]!
+      return out
+    }
+    const out = pooledBytes(n)
+    b.copy(out, 0, at, at + n)
+    return out
   }
 
   array<T>(max: number, prefix: number, item: () => T): T[] {
@@ -119,24 +162,33 @@ export class Writer {
   }
 
   u8(v: number): void {
+    if (v > 0xff || v < 0) throw new RangeError(`${v} is out of range for u8`)
     const at = this.room(1)
-    this.buf.writeUInt8(v, at)
+    this.buf[at] = v
   }
   i8(v: number): void {
     const at = this.room(1)
     this.buf.writeInt8(v, at)
   }
   u16(v: number): void {
+    if (v > 0xffff || v < 0) throw new RangeError(`${v} is out of range for u16`)
     const at = this.room(2)
-    this.buf.writeUInt16LE(v, at)
+    const b = this.buf
+    b[at] = v
+    b[at + 1] = v >>> 8
   }
   i16(v: number): void {
     const at = this.room(2)
     this.buf.writeInt16LE(v, at)
   }
   u32(v: number): void {
+    if (v > 0xffffffff || v < 0) throw new RangeError(`${v} is out of range for u32`)
     const at = this.room(4)
-    this.buf.writeUInt32LE(v, at)
+    const b = this.buf
+    b[at] = v
+    b[at + 1] = v >>> 8
+    b[at + 2] = v >>> 16
+    b[at + 3] = v >>> 24
   }
   i32(v: number): void {
     const at = this.room(4)
@@ -174,16 +226,29 @@ export class Writer {
   }
 
   bytes(b: Uint8Array, max: number, prefix: number): void {
-    this.count(b.length, max, prefix)
-    const at = this.room(b.length)
-    this.buf.set(b, at)
+    const n = b.length
+    this.count(n, max, prefix)
+    const at = this.room(n)
+    const buf = this.buf
+    if (n <= 64) for (let i = 0; i < n; i++) buf[at + i] = b[i]!
+    else buf.set(b, at)
   }
 
   /** Starts a frame: reserves the u32 length, writes the u16 type id. Returns its start. */
   beginFrame(type: number): number {
     const at = this.room(6)
-    this.buf.writeUInt16LE(type, at + 4)
+    this.buf[at + 4] = type
+    this.buf[at + 5] = type >>> 8
     return at
+  }
+
+  /** Overwrites a u32 written earlier at `at` (e.g. a length known only afterwards). */
+  patchU32(at: number, v: number): void {
+    const b = this.buf
+    b[at] = v
+    b[at + 1] = v >>> 8
+    b[at + 2] = v >>> 16
+    b[at + 3] = v >>> 24
   }
 
   /** Ends the frame begun at `start`, filling in its length. */
@@ -193,7 +258,7 @@ export class Writer {
       this.off = start
       throw new EncodeError(`frame of ${size} bytes is over maxFrame ${maxFrame}`)
     }
-    this.buf.writeUInt32LE(size - 4, start)
+    this.patchU32(start, size - 4)
   }
 
   /** The bytes written so far (a view: copy it if the writer is reused). */

@@ -194,6 +194,17 @@ class Client {
   }
 }
 
+/** A person at the terminal client (dist/src/client.js, run on this machine's Node). */
+function person(server: Running, id: number, nick: string) {
+  const child = spawn(process.execPath, ['dist/src/client.js', String(id), nick], {cwd: server.dir, env: {...process.env, PORT: String(server.port)}})
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  const saw = (text: string) => waitFor(`${nick} to see "${text}"`, () => (out.includes(text) ? true : undefined), 20_000)
+  const type = (line: string) => child.stdin.write(`${line}\n`)
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+  return {saw, type, exited, output: () => out}
+}
+
 const dirs = new Map<Target, string>()
 const ack = (seq: number) => (m: Msg) => m.type === 'Ack' && m.seq === seq
 
@@ -223,17 +234,8 @@ for (const target of targets) {
     })
 
     it('lets two people chat with the terminal client (npm run client)', async () => {
-      const person = (id: number, nick: string) => {
-        const child = spawn(process.execPath, ['dist/src/client.js', String(id), nick], {cwd: server.dir, env: {...process.env, PORT: String(port)}})
-        let out = ''
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-        const saw = (text: string) => waitFor(`${nick} to see "${text}"`, () => (out.includes(text) ? true : undefined), 20_000)
-        const type = (line: string) => child.stdin.write(`${line}\n`)
-        const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-        return {saw, type, exited}
-      }
-      const alice = person(501, 'alice')
-      const bob = person(502, 'bob')
+      const alice = person(server, 501, 'alice')
+      const bob = person(server, 502, 'bob')
       await alice.saw('* logged in as 501')
       await bob.saw('* logged in as 502')
       alice.type('/join lobby')
@@ -508,6 +510,33 @@ for (const target of targets) {
       expect(acked.length).toBeGreaterThan(0)
       expect(delivered).toEqual(acked)
       expect(a.reset || b.reset).toBe(false)
+    }, 60_000)
+  })
+
+  describe.skipIf(skip)(`the chat README's login-queue walkthrough on ${target.name}`, () => {
+    let server: Running
+
+    beforeAll(async () => {
+      if (target.missing) throw new Error(`cannot run on ${target.name}: ${target.missing}`)
+      server = await target.start(dirs.get(target) ?? (await target.prepare()), {IOCPGEN_MAX_CONNECTIONS: '1'})
+    }, 600_000)
+
+    afterAll(() => {
+      server?.child.kill('SIGKILL')
+    })
+
+    it('IOCPGEN_MAX_CONNECTIONS=1: bob waits in line until alice quits, then logs in', async () => {
+      const alice = person(server, 1, 'alice')
+      await alice.saw('* logged in as 1')
+      const bob = person(server, 2, 'bob')
+      await bob.saw('* the server is full; waiting to log in: position 1')
+      expect(bob.output()).not.toContain('logged in')
+      alice.type('/quit')
+      expect(await alice.exited).toBe(0)
+      await bob.saw('* admitted')
+      await bob.saw('* logged in as 2')
+      bob.type('/quit')
+      expect(await bob.exited).toBe(0)
     }, 60_000)
   })
 }

@@ -4,7 +4,8 @@
 // Only the owning worker touches its ring: io_uring ties requests (and their
 // task_work, which interrupts blocking syscalls) to the submitting thread, so
 // other threads never submit. They queue posts in the ring's inbox and write
-// the ring's eventfd; the owner drains the inbox before each batch submit.
+// the ring's eventfd when the inbox was empty; the owner drains the inbox before
+// each batch submit.
 // Sockets belong to the ring of the worker that accepted them, so the common
 // path (recv re-post, echo send) never crosses threads.
 // Sends of one socket are serialised (one SQE in flight, the rest queued on
@@ -407,12 +408,16 @@ class UringPort final : public Port {
       prep(ring, io);
       return true;  // submitted with the next batch
     }
+    bool first;
     {
       LockGuard g(ring.mu);
+      first = ring.inbox.empty();
       ring.inbox.push(io);
       ring.has_inbox.store(true, std::memory_order_release);
     }
-    kick(ring);
+    // One wake-up per batch: a non-empty inbox already has a kick on its way, and the owner
+    // takes the whole inbox when it drains.
+    if (first) kick(ring);
     return true;
   }
 

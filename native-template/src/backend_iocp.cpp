@@ -55,9 +55,9 @@ constexpr ULONG_PTR kSyntheticKey = 2;  // result already in IoContext::result
 constexpr ULONG_PTR kListenKey = 3;     // AcceptEx packets
 
 // AcceptEx needs room for two addresses, each 16 bytes more than the largest
-// sockaddr of the family. IoContext::peer_addr (128 bytes) holds both.
+// sockaddr of the family. The context's address area holds both.
 constexpr DWORD kAcceptAddrLen = sizeof(sockaddr_in6) + 16;
-static_assert(2 * kAcceptAddrLen <= sizeof(IoContext::peer_addr), "peer_addr too small for AcceptEx");
+static_assert(2 * kAcceptAddrLen <= IoContext::kAddrRoom, "address area too small for AcceptEx");
 
 // Marker bit in IoContext::backend: this receive uses a zero-byte read
 // followed by a non-blocking read.
@@ -550,7 +550,7 @@ bool IocpPort::post_accept(IoContext* io) {
   DWORD got = 0;
   // No receive data: the accept completes at connect time, so an idle
   // client cannot hold an accept slot (and a buffer) hostage.
-  if (accept_ex_(ls, s, io->peer_addr, 0, kAcceptAddrLen, kAcceptAddrLen, &got, &io->overlapped))
+  if (accept_ex_(ls, s, io->addr_area(), 0, kAcceptAddrLen, kAcceptAddrLen, &got, &io->overlapped))
     return true;  // success at once still queues a packet (no skip mode on listen_)
   int err = WSAGetLastError();
   if (err == ERROR_IO_PENDING) return true;
@@ -733,16 +733,17 @@ bool IocpPort::finish(IoContext* io, DWORD status, DWORD bytes, int64_t* res) {
       sockaddr* local = nullptr;
       sockaddr* remote = nullptr;
       int llen = 0, rlen = 0;
-      get_addrs_(io->peer_addr, 0, kAcceptAddrLen, kAcceptAddrLen, &local, &llen, &remote, &rlen);
-      // remote points into peer_addr itself: copy out before writing back.
-      unsigned char tmp[sizeof(io->peer_addr)];
+      unsigned char* area = io->addr_area();
+      get_addrs_(area, 0, kAcceptAddrLen, kAcceptAddrLen, &local, &llen, &remote, &rlen);
+      // remote points into the area itself: copy out before writing back.
+      unsigned char tmp[IoContext::kAddrRoom];
       int n = 0;
       if (remote && rlen > 0 && size_t(rlen) <= sizeof tmp) {
         memcpy(tmp, remote, size_t(rlen));
         n = rlen;
       }
-      memset(io->peer_addr, 0, sizeof io->peer_addr);
-      memcpy(io->peer_addr, tmp, size_t(n));
+      memset(area, 0, IoContext::kAddrRoom);
+      memcpy(area, tmp, size_t(n));
       io->peer_addr_len = n;
       *res = 0;
       return true;

@@ -26,8 +26,7 @@ struct IoContext {
   uint32_t dirty = 0;          // high-water of bytes written, zeroed on release
   uint64_t seq = 0;            // receive order (recv_depth > 1)
   socket_t accept_sock = kInvalidSocket;  // accepted socket (AcceptEx: pre-created)
-  alignas(8) unsigned char peer_addr[128];  // accepted peer sockaddr
-  int peer_addr_len = 0;
+  int peer_addr_len = 0;       // bytes of the peer sockaddr in addr_area()
   // Intrusive links. op_*: the owning socket's list of posted ops (under
   // SocketContext::mu). q_next: whichever single queue currently owns the
   // context (backend queue, send queue, reorder list, done list).
@@ -36,6 +35,14 @@ struct IoContext {
   IoContext* q_next = nullptr;
   int64_t result = 0;          // backend scratch for synthetic completions
   void* backend = nullptr;     // backend scratch
+
+  // An accept keeps the peer's sockaddr (AcceptEx: both addresses) at the start of its
+  // buffer rather than in every context; the engine makes each buffer at least this big.
+  static constexpr uint32_t kAddrRoom = 128;
+  unsigned char* addr_area() {
+    mark_dirty(kAddrRoom);
+    return buf;
+  }
 
   void mark_dirty(uint32_t n) {
     if (n > dirty) dirty = n;

@@ -58,8 +58,6 @@ struct SocketContext {
   RankedMutex mu{LockRank::socket};
   socket_t sock = kInvalidSocket;
   Handle self;
-  char peer[64] = {0};
-  uint16_t peer_port = 0;
   std::atomic<ConnState> state{ConnState::free};
   // Posted operations + 1 while open. Whoever drops it to zero frees the slot.
   std::atomic<uint32_t> outstanding{0};

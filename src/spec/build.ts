@@ -110,7 +110,7 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
     listenBacklog: int(s.listenBacklog, DEFAULTS.listenBacklog),
     maxConnections: int(s.maxConnections, DEFAULTS.maxConnections),
     ioContexts: 0,
-    bufferSize: size(['server', 'bufferSize'], s.bufferSize, DEFAULTS.bufferSize, 64, 16 * 1024 * 1024),
+    bufferSize: size(['server', 'bufferSize'], s.bufferSize, DEFAULTS.bufferSize, 128, 16 * 1024 * 1024),
     recvDepth: int(s.recvDepth, DEFAULTS.recvDepth),
     sendDepth: int(s.sendDepth, DEFAULTS.sendDepth),
     zeroByteRecv: bool(s.zeroByteRecv, false),

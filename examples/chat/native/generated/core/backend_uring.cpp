@@ -449,9 +449,9 @@ class UringPort final : public Port {
           if (!ring.ms_armed) arm_multishot(ring);
           return;
         }
-        io->peer_addr_len = sizeof io->peer_addr;
+        io->peer_addr_len = int(IoContext::kAddrRoom);
         io_uring_sqe* sqe = get_sqe(ring);
-        io_uring_prep_accept(sqe, listen_fd_, reinterpret_cast<sockaddr*>(io->peer_addr),
+        io_uring_prep_accept(sqe, listen_fd_, reinterpret_cast<sockaddr*>(io->addr_area()),
                              reinterpret_cast<socklen_t*>(&io->peer_addr_len), SOCK_CLOEXEC);
         io_uring_sqe_set_data(sqe, io);
         return;
@@ -475,8 +475,8 @@ class UringPort final : public Port {
 
   static void fill_accept(IoContext* io, int fd) {
     io->accept_sock = fd;
-    socklen_t sl = sizeof io->peer_addr;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(io->peer_addr), &sl) != 0) sl = 0;
+    socklen_t sl = IoContext::kAddrRoom;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(io->addr_area()), &sl) != 0) sl = 0;
     io->peer_addr_len = int(sl);
   }
 

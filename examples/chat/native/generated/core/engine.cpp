@@ -120,7 +120,7 @@ Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
   if (cfg_.workers < 1) cfg_.workers = 1;
   if (cfg_.recv_depth < 1) cfg_.recv_depth = 1;
   if (cfg_.send_depth < 1) cfg_.send_depth = 1;
-  if (cfg_.buffer_size < 64) cfg_.buffer_size = 64;
+  if (cfg_.buffer_size < IoContext::kAddrRoom) cfg_.buffer_size = IoContext::kAddrRoom;
   if (cfg_.max_connections < 1) cfg_.max_connections = 1;
   table_.reset(new MessageTable(cfg_.messages));
   const uint32_t nio = cfg_.effective_io_contexts();
@@ -265,7 +265,7 @@ void Engine::on_accept(IoContext* io, int64_t res) {
       a.sock = s;
       a.addr_len = io->peer_addr_len > 0 ? std::min<int>(io->peer_addr_len, int(sizeof a.addr)) : 0;
       if (a.addr_len > 0) {
-        memcpy(a.addr, io->peer_addr, size_t(a.addr_len));
+        memcpy(a.addr, io->addr_area(), size_t(a.addr_len));
         a.ip = IpKey::of(a.addr);
       }
       accept_client(a);
@@ -337,9 +337,6 @@ void Engine::setup_connection(Accepted& a, Handle h, bool from_queue) {
       sc->port.extra = nullptr;
     }
     sc->self = h;
-    sc->peer_port = 0;
-    sc->peer[0] = 0;
-    if (a.addr_len > 0) net::format_peer(a.addr, sc->peer, sizeof sc->peer, &sc->peer_port);
     sc->ip = a.ip;
     sc->ip_counted = a.ip_counted;
     sc->fin_sent = false;
@@ -377,7 +374,11 @@ void Engine::setup_connection(Accepted& a, Handle h, bool from_queue) {
     const uint8_t zero[4] = {0, 0, 0, 0};
     send_frame(h, cfg_.queue_notice_type, zero, 4);
   }
-  sink_->on_open(h, sc->peer, sc->peer_port);
+  // The peer's text is made here only: a connection keeps its address as an IpKey.
+  char peer[64] = {0};
+  uint16_t peer_port = 0;
+  if (a.addr_len > 0) net::format_peer(a.addr, peer, sizeof peer, &peer_port);
+  sink_->on_open(h, peer, peer_port);
   if (!accepting_.load()) {
     // Raced with stop(): it may have missed this slot.
     close_sc(sc, h, CloseReason::server_shutdown);

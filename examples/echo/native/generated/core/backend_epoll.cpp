@@ -183,8 +183,8 @@ class EpollPort final : public Port {
       LockGuard g(listener_.mu);
       while (IoContext* io = listener_.recv_q.head) {
         if (listen_fd_ < 0) break;
-        socklen_t sl = sizeof io->peer_addr;
-        int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(io->peer_addr), &sl,
+        socklen_t sl = IoContext::kAddrRoom;
+        int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(io->addr_area()), &sl,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (fd < 0 && (errno == EINTR || errno == ECONNABORTED)) continue;

@@ -76,7 +76,7 @@ class Port {
   virtual bool associate(SocketContext* sc) = 0;
 
   // Accept: on success result = 0, io->accept_sock is the new socket and
-  // io->peer_addr/peer_addr_len hold the peer sockaddr.
+  // io->addr_area() holds the peer sockaddr, peer_addr_len bytes.
   virtual bool post_accept(IoContext* io) = 0;
   // Recv into io->buf[0, io->len). result 0 = peer closed.
   virtual bool post_recv(SocketContext* sc, IoContext* io) = 0;

@@ -32,18 +32,20 @@ function table(r) {
 function targets(results) {
   const out = ['## Targets', '', '| target | workload | measured | verdict |', '| --- | --- | ---: | --- |']
   const row = (target, w, value, met, by) => out.push(`| ${target} | ${w} | ${value} | ${met ? 'met' : `missed by ${by}`} |`)
+  // A near miss keeps enough digits that it never reads as the target itself.
+  const ratioRow = (target, w, a, goal) => {
+    const short = a < goal && (a.toFixed(2) === goal.toFixed(2) || (1 - a / goal) * 100 < 0.5)
+    row(target, w, `${a.toFixed(short ? 3 : 2)}x`, a >= goal, `${((1 - a / goal) * 100).toFixed(short ? 1 : 0)}%`)
+  }
   for (const r of results) {
     const me = r.servers.iocpgen
     if (!me) continue
     const vs = r.ratios.iocpgen
     if (r.kind === 'closed' && r.workload.startsWith('echo')) {
-      const a = vs['node net'].rate
-      row('echo ≥ 1.5x Node net', r.workload, `${a.toFixed(2)}x`, a >= 1.5, `${((1 - a / 1.5) * 100).toFixed(0)}%`)
-      const b = vs['C epoll'].rate
-      row('echo ≥ 1.0x C epoll', r.workload, `${b.toFixed(2)}x`, b >= 1, `${((1 - b) * 100).toFixed(0)}%`)
+      ratioRow('echo ≥ 1.5x Node net', r.workload, vs['node net'].rate, 1.5)
+      ratioRow('echo ≥ 1.0x C epoll', r.workload, vs['C epoll'].rate, 1)
     } else if (r.kind === 'fanout') {
-      const a = vs['node net'].rate
-      row('fan-out ≥ 3x Node net', r.workload, `${a.toFixed(2)}x`, a >= 3, `${((1 - a / 3) * 100).toFixed(0)}%`)
+      ratioRow('fan-out ≥ 3x Node net', r.workload, vs['node net'].rate, 3)
     } else if (r.kind === 'idle') {
       row('idle ≤ 256 B/conn', r.workload, `${fmt(me.rssPerConn)} B`, me.rssPerConn <= 256, `${fmt(me.rssPerConn - 256)} B`)
     }

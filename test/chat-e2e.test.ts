@@ -206,25 +206,30 @@ function person(server: Running, id: number, nick: string) {
 }
 
 const dirs = new Map<Target, string>()
+
+/** Runs the target's chat server (env: IOCPGEN_* overrides) for one describe block. */
+function chatServer(target: Target, env?: Record<string, string>): () => Running {
+  let server: Running | undefined
+  beforeAll(async () => {
+    if (target.missing) throw new Error(`cannot run on ${target.name}: ${target.missing}`)
+    if (!dirs.has(target)) dirs.set(target, await target.prepare())
+    server = await target.start(dirs.get(target)!, env)
+  }, 600_000)
+  afterAll(() => {
+    server?.child.kill('SIGKILL')
+  })
+  return () => server!
+}
 const ack = (seq: number) => (m: Msg) => m.type === 'Ack' && m.seq === seq
 
 for (const target of targets) {
   const skip = target.missing && process.env.REQUIRE_WINE !== '1'
   if (skip) console.warn(`*** SKIPPED the chat example on ${target.name}: ${target.missing}. CI sets REQUIRE_WINE=1, which makes this a failure.`)
   describe.skipIf(skip)(`the chat example on ${target.name}`, () => {
-    let server: Running
-    let stats: () => Promise<Stats>
-
-    beforeAll(async () => {
-      if (target.missing) throw new Error(`cannot run on ${target.name}: ${target.missing}`)
-      dirs.set(target, await target.prepare())
-      server = await target.start(dirs.get(target)!)
-      port = server.port
-      stats = server.stats
-    }, 600_000)
-
-    afterAll(() => {
-      server?.child.kill('SIGKILL')
+    const running = chatServer(target)
+    const stats = () => running().stats()
+    beforeAll(() => {
+      port = running().port
     })
 
     it('runs on the backend it is meant to', async () => {
@@ -234,8 +239,8 @@ for (const target of targets) {
     })
 
     it('lets two people chat with the terminal client (npm run client)', async () => {
-      const alice = person(server, 501, 'alice')
-      const bob = person(server, 502, 'bob')
+      const alice = person(running(), 501, 'alice')
+      const bob = person(running(), 502, 'bob')
       await alice.saw('* logged in as 501')
       await bob.saw('* logged in as 502')
       alice.type('/join lobby')
@@ -403,10 +408,9 @@ for (const target of targets) {
   })
 
   describe.skipIf(skip)(`the chat example's limits on ${target.name} (4 contexts, a login queue of 3)`, () => {
-    let server: Running
-    let stats: () => Promise<Stats>
-    let to = 0
-    const at = (id: number, from = '127.0.0.80') => new Client(id, from, to)
+    const running = chatServer(target, {IOCPGEN_MAX_CONNECTIONS: '4', IOCPGEN_LOGIN_QUEUE: '3', IOCPGEN_IDLE_TIMEOUT_MS: '1500', IOCPGEN_DRAIN_TIMEOUT_MS: '3000'})
+    const stats = () => running().stats()
+    const at = (id: number, from = '127.0.0.80') => new Client(id, from, running().port)
     const login = async (c: Client) => {
       c.send('Login', {seq: 1, userId: c.userId, nick: `u${c.userId}`})
       await c.when(ack(1))
@@ -414,17 +418,6 @@ for (const target of targets) {
     }
     const position = (n: number) => (m: Msg) => m.type === 'QueuePosition' && m.position === n
 
-    beforeAll(async () => {
-      if (target.missing) throw new Error(`cannot run on ${target.name}: ${target.missing}`)
-      const dir = dirs.get(target) ?? (await target.prepare())
-      server = await target.start(dir, {IOCPGEN_MAX_CONNECTIONS: '4', IOCPGEN_LOGIN_QUEUE: '3', IOCPGEN_IDLE_TIMEOUT_MS: '1500', IOCPGEN_DRAIN_TIMEOUT_MS: '3000'})
-      to = server.port
-      stats = server.stats
-    }, 600_000)
-
-    afterAll(() => {
-      server?.child.kill('SIGKILL')
-    })
 
     it('closes a client silent past idleTimeout; one that sends heartbeats stays', async () => {
       const beating = at(2)
@@ -500,8 +493,8 @@ for (const target of targets) {
       await Promise.all([a.when(ack(3)), b.when(ack(3))])
       for (let k = 0; k < 300; k++) a.send('GroupSay', {seq: 1000 + k, group: 'last', text: `m${k}`})
       await b.when((m) => m.type === 'GroupDeliver')
-      server.child.kill(stopSignal)
-      const code = await new Promise((r) => server.child.on('exit', r))
+      running().child.kill(stopSignal)
+      const code = await new Promise((r) => running().child.on('exit', r))
       expect(code).toBe(0)
       await Promise.all([...full.slice(2), ...queued].map((c) => c.closed))
       // Every message the server acknowledged to the sender reached the other member.
@@ -514,21 +507,12 @@ for (const target of targets) {
   })
 
   describe.skipIf(skip)(`the chat README's login-queue walkthrough on ${target.name}`, () => {
-    let server: Running
-
-    beforeAll(async () => {
-      if (target.missing) throw new Error(`cannot run on ${target.name}: ${target.missing}`)
-      server = await target.start(dirs.get(target) ?? (await target.prepare()), {IOCPGEN_MAX_CONNECTIONS: '1'})
-    }, 600_000)
-
-    afterAll(() => {
-      server?.child.kill('SIGKILL')
-    })
+    const running = chatServer(target, {IOCPGEN_MAX_CONNECTIONS: '1'})
 
     it('IOCPGEN_MAX_CONNECTIONS=1: bob waits in line until alice quits, then logs in', async () => {
-      const alice = person(server, 1, 'alice')
+      const alice = person(running(), 1, 'alice')
       await alice.saw('* logged in as 1')
-      const bob = person(server, 2, 'bob')
+      const bob = person(running(), 2, 'bob')
       await bob.saw('* the server is full; waiting to log in: position 1')
       expect(bob.output()).not.toContain('logged in')
       alice.type('/quit')

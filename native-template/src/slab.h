@@ -7,13 +7,7 @@
 #include <new>
 
 #ifdef _WIN32
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
+#include "net.h"  // Windows headers in the order winsock needs
 #else
 #include <sys/mman.h>
 #endif

@@ -223,9 +223,7 @@ function chatServer(target: Target, env?: Record<string, string>): () => Running
 const ack = (seq: number) => (m: Msg) => m.type === 'Ack' && m.seq === seq
 
 for (const target of targets) {
-  const skip = target.missing && process.env.REQUIRE_WINE !== '1'
-  if (skip) console.warn(`*** SKIPPED the chat example on ${target.name}: ${target.missing}. CI sets REQUIRE_WINE=1, which makes this a failure.`)
-  describe.skipIf(skip)(`the chat example on ${target.name}`, () => {
+  describe(`the chat example on ${target.name}`, () => {
     const running = chatServer(target)
     const stats = () => running().stats()
     beforeAll(() => {
@@ -407,7 +405,7 @@ for (const target of targets) {
     }, 120_000)
   })
 
-  describe.skipIf(skip)(`the chat example's limits on ${target.name} (4 contexts, a login queue of 3)`, () => {
+  describe(`the chat example's limits on ${target.name} (4 contexts, a login queue of 3)`, () => {
     const running = chatServer(target, {IOCPGEN_MAX_CONNECTIONS: '4', IOCPGEN_LOGIN_QUEUE: '3', IOCPGEN_IDLE_TIMEOUT_MS: '1500', IOCPGEN_DRAIN_TIMEOUT_MS: '3000'})
     const stats = () => running().stats()
     const at = (id: number, from = '127.0.0.80') => new Client(id, from, running().port)
@@ -506,7 +504,7 @@ for (const target of targets) {
     }, 60_000)
   })
 
-  describe.skipIf(skip)(`the chat README's login-queue walkthrough on ${target.name}`, () => {
+  describe(`the chat README's login-queue walkthrough on ${target.name}`, () => {
     const running = chatServer(target, {IOCPGEN_MAX_CONNECTIONS: '1'})
 
     it('IOCPGEN_MAX_CONNECTIONS=1: bob waits in line until alice quits, then logs in', async () => {

@@ -10,11 +10,9 @@
 #   * the program's stdout goes to a FILE (not a pipe), which is printed
 #     afterwards; stderr is captured the same way.
 #
-# If Wine is not installed the run is skipped with a loud message and exit
-# code 0, unless REQUIRE_WINE=1 (as CI sets it), in which case it fails.
+# If Wine is not installed the run fails: a test that cannot run is not a pass.
 #
 # Environment:
-#   REQUIRE_WINE=1      fail instead of skipping when wine is missing
 #   WINEPREFIX          override the prefix location
 #   WINE                wine binary to use (default: wine, then wine64)
 #   WINE_TIMEOUT        seconds before the run is killed (default 900)
@@ -44,14 +42,8 @@ if [ -z "$wine_bin" ]; then
   done
 fi
 if [ -z "$wine_bin" ] || ! command -v "$wine_bin" >/dev/null 2>&1; then
-  if [ "${REQUIRE_WINE:-0}" = "1" ]; then
-    echo "run-wine: ERROR: wine is not installed but REQUIRE_WINE=1;" \
-         "cannot run $(basename "$exe")" >&2
-    exit 1
-  fi
-  echo "*** SKIPPED: wine not found; $(basename "$exe") was NOT run"
-  echo "*** (set REQUIRE_WINE=1 to make a missing wine an error)"
-  exit 0
+  echo "run-wine: wine is not installed; cannot run $(basename "$exe") (Debian: apt-get install wine wine64)" >&2
+  exit 1
 fi
 
 export WINEDEBUG=-all

@@ -50,6 +50,7 @@ export const CODES = {
   E401: {severity: 'error', title: 'lock order syntax error'},
   E402: {severity: 'error', title: 'unknown lock'},
   E403: {severity: 'error', title: 'unknown operation'},
+  E404: {severity: 'error', title: 'read mode on a lock without one'},
   // The deadlock check on the lock graph.
   E410: {severity: 'error', title: 'lock order contradicts itself'},
   E411: {severity: 'error', title: 'possible deadlock: lock order cycle'},

@@ -161,10 +161,15 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
     if (st.kind === 'chain') for (const g of st.groups) for (const l of g) lockRef(l.name, l.at)
     else for (const l of [st.before, st.after]) lockRef(l.name, l.at)
   }
+  const kinds = new Map([...(core?.locks ?? []), ...spec.locks].map((l) => [l.name, l.kind]))
   const walk = (steps: Step[]) => {
     for (const st of steps) {
       if (st.kind === 'lock') {
         lockRef(st.lock, st.at)
+        const kind = kinds.get(st.lock)
+        if (st.mode === 'read' && kind !== undefined && kind !== 'rwlock') {
+          report('E404', st.modeAt ?? st.at, `lock "${st.lock}" is a ${kind}, which has no read mode`, `remove "mode: read" (a ${kind} is always taken exclusively), or declare ${st.lock} with kind: rwlock`)
+        }
         walk(st.then)
       } else if (st.kind === 'call' && !opNames.has(st.operation)) {
         const guess = closest(st.operation, opNames)

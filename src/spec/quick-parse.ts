@@ -7,25 +7,30 @@ import {MAX_DEPTH} from './source.js'
 
 const NULL = /^(?:~|[Nn]ull|NULL)?$/
 const BOOL = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/
-const INT = /^[-+]?[0-9]+$/
 const OCT = /^0o[0-7]+$/
 const HEX = /^0x[0-9a-fA-F]+$/
 const SPECIAL = /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/
-const EXP = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/
-const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/
+
+const ANY_INT = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/
+const ANY_FLOAT = /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+|[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*))$/
+// Most scalars are names; one look at the first character rules them out cheaply.
+const numeric = (s: string): boolean => {
+  const c = s.charCodeAt(0)
+  return (c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46
+}
 
 const core = FAILSAFE_SCHEMA.extend({
   implicit: [
-    new Type('tag:yaml.org,2002:null', {kind: 'scalar', resolve: (s: string) => NULL.test(s), construct: () => null}),
-    new Type('tag:yaml.org,2002:bool', {kind: 'scalar', resolve: (s: string) => BOOL.test(s), construct: (s: string) => s[0] === 't' || s[0] === 'T'}),
+    new Type('tag:yaml.org,2002:null', {kind: 'scalar', resolve: (s: string) => s.length <= 4 && NULL.test(s), construct: () => null}),
+    new Type('tag:yaml.org,2002:bool', {kind: 'scalar', resolve: (s: string) => s.length <= 5 && BOOL.test(s), construct: (s: string) => s[0] === 't' || s[0] === 'T'}),
     new Type('tag:yaml.org,2002:int', {
       kind: 'scalar',
-      resolve: (s: string) => INT.test(s) || OCT.test(s) || HEX.test(s),
+      resolve: (s: string) => numeric(s) && ANY_INT.test(s),
       construct: (s: string) => (OCT.test(s) ? parseInt(s.slice(2), 8) : HEX.test(s) ? parseInt(s.slice(2), 16) : parseInt(s, 10)),
     }),
     new Type('tag:yaml.org,2002:float', {
       kind: 'scalar',
-      resolve: (s: string) => SPECIAL.test(s) || EXP.test(s) || FLOAT.test(s),
+      resolve: (s: string) => numeric(s) && ANY_FLOAT.test(s),
       construct: (s: string) => (SPECIAL.test(s) ? (s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? -Infinity : Infinity) : parseFloat(s)),
     }),
   ],

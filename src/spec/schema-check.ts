@@ -56,10 +56,13 @@ function collapse(errors: ErrorObject[]): ErrorObject[] {
     }
   }
   // Nested anyOfs may re-add errors already reported through their parent; dedupe.
+  // NaN fails every bound as well as the type; the type error says it once.
+  const nanTyped = new Set(errors.filter((e) => e.keyword === 'type' && Number.isNaN(e.data)).map((e) => e.instancePath))
   const seen = new Set<string>()
   return errors.filter((e) => {
     const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`
     if (drop.has(e) || seen.has(key)) return false
+    if ((e.keyword === 'minimum' || e.keyword === 'maximum') && nanTyped.has(e.instancePath)) return false
     seen.add(key)
     return true
   })

@@ -213,7 +213,7 @@ function parseSpec(file: string, text: string): LoadResult {
     return end.line === line ? {line, col, endCol: end.col} : {line, col}
   }
   if (scan.tooDeep !== undefined) {
-    return {diagnostics: [diagnostic('E010', file, fromOffset(scan.tooDeep), `collections nest more than ${MAX_DEPTH} levels deep here`, `a spec needs only a few levels; flatten this value (lists and mappings inside each other ${MAX_DEPTH} times over are not a spec)`)]}
+    return {diagnostics: [diagnostic('E010', file, fromOffset(scan.tooDeep), `collections nest more than ${MAX_DEPTH} levels deep here`, 'a spec nests only a few levels deep; flatten this value')]}
   }
 
   let doc: Document.Parsed | undefined

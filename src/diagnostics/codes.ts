@@ -17,6 +17,8 @@ export const CODES = {
   E006: {severity: 'error', title: 'YAML or JSON syntax error'},
   E007: {severity: 'error', title: 'duplicate key'},
   E008: {severity: 'error', title: 'spec is not a mapping'},
+  E009: {severity: 'error', title: 'YAML anchor or alias'},
+  E010: {severity: 'error', title: 'nesting too deep'},
   // Shape (the JSON Schema).
   E101: {severity: 'error', title: 'unknown property'},
   E102: {severity: 'error', title: 'missing required property'},
@@ -48,6 +50,7 @@ export const CODES = {
   E401: {severity: 'error', title: 'lock order syntax error'},
   E402: {severity: 'error', title: 'unknown lock'},
   E403: {severity: 'error', title: 'unknown operation'},
+  E404: {severity: 'error', title: 'read mode on a lock without one'},
   // The deadlock check on the lock graph.
   E410: {severity: 'error', title: 'lock order contradicts itself'},
   E411: {severity: 'error', title: 'possible deadlock: lock order cycle'},
@@ -60,6 +63,8 @@ export const CODES = {
   E418: {severity: 'error', title: 'forbidden lock order used'},
   E419: {severity: 'error', title: 'operation calls itself'},
   E420: {severity: 'error', title: 'name taken by the core'},
+  // The checker itself failed: a bug in iocpgen, not in the spec.
+  E999: {severity: 'error', title: 'internal error'},
   // Warnings.
   W001: {severity: 'warning', title: 'unused type'},
   W002: {severity: 'warning', title: 'large pinned receive memory'},

@@ -177,7 +177,9 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
       const p = [...path, i]
       if (st === 'js' || st === 'wait') return [{kind: st, at: at(p)}]
       if (isObj(st) && typeof st.lock === 'string') {
-        return [{kind: 'lock', lock: st.lock, mode: st.mode === 'read' ? 'read' : 'write', then: steps([...p, 'then'], st.then), at: at([...p, 'lock'])}]
+        const step: Step = {kind: 'lock', lock: st.lock, mode: st.mode === 'read' ? 'read' : 'write', then: steps([...p, 'then'], st.then), at: at([...p, 'lock'])}
+        if (st.mode !== undefined) step.modeAt = at([...p, 'mode'])
+        return [step]
       }
       if (isObj(st) && typeof st.call === 'string') return [{kind: 'call', operation: st.call, at: at([...p, 'call'])}]
       return []

@@ -4,6 +4,7 @@ import {closest} from '../util/suggest.js'
 import {requiredIoContexts} from './build.js'
 import {identifierProblem} from './identifiers.js'
 import {type Field, FRAME_HEADER, PRIMITIVES, type Spec, type Step, type TypeRef} from './model.js'
+import {writtenKey} from './schema-check.js'
 import type {SourceView} from './source.js'
 import {formatBytes} from './units.js'
 import {sizeOf, type TypeTable} from './wire.js'
@@ -23,7 +24,11 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
     out.push(diagnostic(code, file, at, message, hint))
   const name = (n: string, what: string, at: Position, asType = false) => {
     const p = identifierProblem(n, what, asType)
-    if (p) report(p.code, at, p.message, p.hint)
+    if (!p) return
+    // A plain key such as NULL, ~ or 1.0 is read by YAML as a value; name it as written.
+    const w = writtenKey(source, at, n)
+    if (w !== n) report('E204', at, `${what} "${w}" is not a name: YAML reads it as ${n === 'null' ? 'null' : /^(true|false)$/.test(n) ? 'a boolean' : 'a number'}`, `quote it ("${w}") to keep it as text, or rename it`)
+    else report(p.code, at, p.message, p.hint)
   }
 
   // Type names share one namespace: each becomes a TypeScript type and a C++ type.
@@ -40,7 +45,8 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
     const seenNames = new Map<number, string>()
     for (const v of e.values) {
       name(v.name, `${e.name} value`, v.at)
-      if (v.value < lo || v.value > hi) report('E211', v.at, `${e.name}.${v.name} = ${v.value} does not fit ${e.base} (${lo} to ${hi})`, `change the value, or set the enum's type to a wider integer`)
+      const written = source.written(source.at(['enums', e.name, 'values', v.name])) ?? String(v.value)
+      if (v.value < lo || v.value > hi) report('E211', v.at, `${e.name}.${v.name} = ${written} does not fit ${e.base} (${lo} to ${hi})`, `change the value, or set the enum's type to a wider integer`)
       const dup = seenNames.get(v.value)
       if (dup !== undefined) report('E212', v.at, `${e.name}.${v.name} has the same value ${v.value} as ${e.name}.${dup}`, 'give each enum value its own integer')
       else seenNames.set(v.value, v.name)
@@ -155,10 +161,15 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
     if (st.kind === 'chain') for (const g of st.groups) for (const l of g) lockRef(l.name, l.at)
     else for (const l of [st.before, st.after]) lockRef(l.name, l.at)
   }
+  const kinds = new Map([...(core?.locks ?? []), ...spec.locks].map((l) => [l.name, l.kind]))
   const walk = (steps: Step[]) => {
     for (const st of steps) {
       if (st.kind === 'lock') {
         lockRef(st.lock, st.at)
+        const kind = kinds.get(st.lock)
+        if (st.mode === 'read' && kind !== undefined && kind !== 'rwlock') {
+          report('E404', st.modeAt ?? st.at, `lock "${st.lock}" is a ${kind}, which has no read mode`, `remove "mode: read" (a ${kind} is always taken exclusively), or declare ${st.lock} with kind: rwlock`)
+        }
         walk(st.then)
       } else if (st.kind === 'call' && !opNames.has(st.operation)) {
         const guess = closest(st.operation, opNames)

@@ -91,7 +91,7 @@ export type OrderStatement =
   | {kind: 'never'; before: LockName; after: LockName; at: Position}
 
 export type Step =
-  | {kind: 'lock'; lock: string; mode: 'read' | 'write'; then: Step[]; at: Position}
+  | {kind: 'lock'; lock: string; mode: 'read' | 'write'; then: Step[]; at: Position; modeAt?: Position}
   | {kind: 'call'; operation: string; at: Position}
   | {kind: 'js'; at: Position}
   | {kind: 'wait'; at: Position}

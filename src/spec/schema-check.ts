@@ -56,10 +56,13 @@ function collapse(errors: ErrorObject[]): ErrorObject[] {
     }
   }
   // Nested anyOfs may re-add errors already reported through their parent; dedupe.
+  // NaN fails every bound as well as the type; the type error says it once.
+  const nanTyped = new Set(errors.filter((e) => e.keyword === 'type' && Number.isNaN(e.data)).map((e) => e.instancePath))
   const seen = new Set<string>()
   return errors.filter((e) => {
     const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`
     if (drop.has(e) || seen.has(key)) return false
+    if ((e.keyword === 'minimum' || e.keyword === 'maximum') && nanTyped.has(e.instancePath)) return false
     seen.add(key)
     return true
   })
@@ -85,6 +88,8 @@ const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) 
 
 function toDiagnostic(source: SourceView, e: ErrorObject): Diagnostic {
   const path = pathOf(e.instancePath)
+  // Numbers as written: 1e400 is Infinity, which JSON prints as null; 2^64 would be rounded.
+  const value = (v: unknown = e.data): string => (typeof v === 'number' ? (source.written(source.at(path)) ?? String(v)) : show(v))
   const where = describePath(path)
   const desc = (e.parentSchema as {description?: string} | undefined)?.description
   const file = source.file
@@ -93,8 +98,9 @@ function toDiagnostic(source: SourceView, e: ErrorObject): Diagnostic {
       const extra = String(e.params.additionalProperty)
       const known = Object.keys((e.parentSchema as {properties?: object}).properties ?? {}).filter((k) => k !== '$schema')
       const guess = closest(extra, known)
-      const hint = guess ? `did you mean "${guess}"?` : known.length > 0 ? `known properties here: ${known.join(', ')}` : undefined
-      return diagnostic('E101', file, source.at([...path, extra], 'key'), `unknown property "${extra}" in ${where}`, hint)
+      const hint = guess ? `did you mean "${guess}"?` : known.length > 0 ? `known properties here: ${known.join(', ')}` : 'remove it; nothing may be added here'
+      const at = source.at([...path, extra], 'key')
+      return diagnostic('E101', file, at, `unknown property "${writtenKey(source, at, extra)}" in ${where}`, hint)
     }
     case 'required': {
       const missing = String(e.params.missingProperty)
@@ -103,8 +109,8 @@ function toDiagnostic(source: SourceView, e: ErrorObject): Diagnostic {
     }
     case 'type': {
       const want = [e.params.type].flat().join(' or ')
-      const hint = want.includes('string') && typeof e.data === 'number' ? 'quote the value to make it a string' : desc
-      return diagnostic('E103', file, source.at(path), `${where} must be ${article(want)}, not ${typeName(e.data)}`, hint)
+      const hint = want.includes('string') && typeof e.data === 'number' ? 'quote the value to make it a string' : (desc ?? `write ${article(want)} here`)
+      return diagnostic('E103', file, source.at(path), `${where} must be ${article(want)}, not ${typeName(e.data, value)}`, hint)
     }
     case 'minimum':
     case 'maximum':
@@ -116,32 +122,38 @@ function toDiagnostic(source: SourceView, e: ErrorObject): Diagnostic {
         : e.keyword === 'maximum' ? [`must be at most ${limit}`, `use a value of at most ${limit}`]
         : e.keyword === 'minLength' ? ['must not be empty', 'give it a value']
         : [`needs at least ${limit} ${limit === 1 ? 'entry' : 'entries'}`, `add at least ${limit} ${limit === 1 ? 'entry' : 'entries'}`]
-      return diagnostic('E104', file, source.at(path), `${where} ${show(e.data)} is out of range: it ${rule}`, desc ?? fix)
+      return diagnostic('E104', file, source.at(path), `${where} ${value()} is out of range: it ${rule}`, desc ?? fix)
     }
     case 'enum':
     case 'const': {
       const allowed = (e.keyword === 'enum' ? (e.params.allowedValues as unknown[]) : [e.params.allowedValue]).map(String)
       const guess = typeof e.data === 'string' ? closest(e.data, allowed) : undefined
-      return diagnostic('E105', file, source.at(path), `${where} is ${show(e.data)}; expected one of: ${allowed.join(', ')}`, guess ? `did you mean "${guess}"?` : desc)
+      return diagnostic('E105', file, source.at(path), `${where} is ${value()}; expected one of: ${allowed.join(', ')}`, guess ? `did you mean "${guess}"?` : (desc ?? `use one of: ${allowed.join(', ')}`))
     }
     case 'pattern':
-      return diagnostic('E106', file, source.at(path), `${where} ${show(e.data)} has the wrong format`, desc)
+      return diagnostic('E106', file, source.at(path), `${where} ${value()} has the wrong format`, desc ?? 'see docs/spec.md for the accepted form')
     default: {
       // For an anyOf of constants and types (workers: auto | N), suggest the nearest constant.
       const consts = ((e.parentSchema as {anyOf?: {const?: unknown; enum?: unknown[]}[]}).anyOf ?? [])
         .flatMap((b) => (b.const !== undefined ? [b.const] : (b.enum ?? [])))
         .map(String)
       const guess = typeof e.data === 'string' ? closest(e.data, consts) : undefined
-      return diagnostic('E107', file, source.at(path), `${where} ${show(e.data)} is not valid`, guess ? `did you mean "${guess}"? (${desc})` : (desc ?? e.message))
+      return diagnostic('E107', file, source.at(path), `${where} ${value()} is not valid`, guess ? `did you mean "${guess}"? (${desc})` : (desc ?? e.message ?? 'see docs/spec.md for the accepted forms'))
     }
   }
 }
 
 const article = (t: string): string => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`)
 
-function typeName(v: unknown): string {
+function typeName(v: unknown, value: (v: unknown) => string): string {
   if (v === null) return 'null'
   if (Array.isArray(v)) return 'a list'
   if (typeof v === 'object') return 'a mapping'
-  return `${typeof v} ${show(v)}`
+  return `${typeof v} ${value(v)}`
+}
+
+/** A key as the spec writes it, when YAML read it as something else (NULL, ~, true, 1.0). */
+export function writtenKey(source: SourceView, at: Parameters<SourceView['written']>[0], key: string): string {
+  const w = source.written(at)
+  return w !== undefined && !/^["']/.test(w) ? w : key
 }

@@ -3,6 +3,8 @@
 import {readFileSync, statSync} from 'node:fs'
 import {TextDecoder} from 'node:util'
 import {
+  Composer,
+  type CST,
   type Document,
   isMap,
   isPair,
@@ -12,11 +14,14 @@ import {
   LineCounter,
   type Node,
   type Pair,
-  parseDocument,
+  Parser,
   Scalar,
+  YAMLParseError,
 } from 'yaml'
 
-import {type Diagnostic, diagnostic, type Position} from '../diagnostics/diagnostic.js'
+import {type Diagnostic, diagnostic, type Position, sortDiagnostics} from '../diagnostics/diagnostic.js'
+
+type Token = CST.Token
 
 export type PathSegment = string | number
 
@@ -28,6 +33,8 @@ export interface SourceView {
   node(path: readonly PathSegment[]): unknown
   at(path: readonly PathSegment[], which?: 'value' | 'key'): At
   inScalar(node: unknown, index: number, length?: number): At
+  /** The source text of a one-line range, for messages; undefined without positions. */
+  written(at: At): string | undefined
 }
 
 /**
@@ -55,6 +62,10 @@ export class PlainSource implements SourceView {
 
   inScalar(): At {
     return {line: 1, col: 1}
+  }
+
+  written(): undefined {
+    return undefined
   }
 }
 
@@ -122,6 +133,11 @@ export class SpecSource implements SourceView {
     return this.span(start, start + Math.max(1, length))
   }
 
+  written(at: At): string | undefined {
+    if (at.endCol === undefined) return undefined
+    return this.lineText(at.line).slice(at.col - 1, at.endCol - 1)
+  }
+
   span(start: number, end: number): Position & {endCol?: number} {
     const a = this.position(start)
     const b = this.position(Math.max(start, end))
@@ -139,58 +155,282 @@ function pairAt(map: unknown, key: PathSegment): Pair | undefined {
 
 export type LoadResult = {source: SpecSource; diagnostics: Diagnostic[]} | {source?: undefined; diagnostics: Diagnostic[]}
 
-/** Reads and parses one spec file. A source is returned when the YAML parsed well enough to check. */
-export function loadSource(file: string): LoadResult {
+/**
+ * Collections nested deeper than this are refused before anything recursive runs (the
+ * composer, toJS, the schema check). Real specs nest a few levels; a lock step's `then`
+ * adds two, so this leaves room for thirty nested locks.
+ */
+export const MAX_DEPTH = 64
+
+export type TextResult = {text: string; diagnostic?: undefined} | {text?: undefined; diagnostic: Diagnostic}
+
+/**
+ * Reads a spec file as text, the same way for both parse passes: UTF-8 without NUL bytes,
+ * the BOM removed, and lone CRs (old Mac line ends, a YAML line break) turned into LFs,
+ * which the positioned parser does not know. The length stays the same, so offsets hold.
+ */
+export function readSpecText(file: string): TextResult {
   const at1 = {line: 1, col: 1}
   let bytes: Buffer
   try {
     if (statSync(file).isDirectory()) {
-      return {diagnostics: [diagnostic('E002', file, at1, `${file} is a directory, not a spec file`, 'pass the path of a .yaml or .json spec file inside it')]}
+      return {diagnostic: diagnostic('E002', file, at1, `${file} is a directory, not a spec file`, 'pass the path of a .yaml or .json spec file inside it')}
     }
     bytes = readFileSync(file)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT') {
-      return {diagnostics: [diagnostic('E001', file, at1, `no such file: ${file}`, 'check the path; it is resolved from the current directory')]}
+      return {diagnostic: diagnostic('E001', file, at1, `no such file: ${file}`, 'check the path; it is resolved from the current directory')}
     }
-    return {diagnostics: [diagnostic('E003', file, at1, `cannot read ${file}: ${code ?? String(error)}`, 'check the file permissions')]}
+    return {diagnostic: diagnostic('E003', file, at1, `cannot read ${file}: ${code ?? String(error)}`, 'check the file permissions')}
   }
-
   const text = decodeText(bytes)
   if (text === undefined) {
-    return {diagnostics: [diagnostic('E004', file, at1, `${file} is not a UTF-8 text file`, 'a spec is YAML or JSON text; check that the right file was passed')]}
+    return {diagnostic: diagnostic('E004', file, at1, `${file} is not a UTF-8 text file`, 'a spec is YAML or JSON text; check that the right file was passed')}
   }
+  return {text: text.includes('\r') ? text.replace(/\r(?!\n)/g, '\n') : text}
+}
+
+/** Reads and parses one spec file. A source is returned when the YAML parsed well enough to check. */
+export function loadSource(file: string, text?: string): LoadResult {
+  if (text === undefined) {
+    const read = readSpecText(file)
+    if (read.diagnostic) return {diagnostics: [read.diagnostic]}
+    text = read.text
+  }
+  return parseSpec(file, text)
+}
+
+function parseSpec(file: string, text: string): LoadResult {
+  const at1 = {line: 1, col: 1}
   const lines = new LineCounter()
-  const doc = parseDocument(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true})
+  const tokens = [...new Parser(lines.addNewLine).parse(text)]
+  // The token tree is built without recursion; look at it before the composer recurses.
+  const scan = scanTokens(tokens)
+  const fromOffset = (offset: number, length = 1) => {
+    const {line, col} = lines.linePos(offset)
+    const end = lines.linePos(offset + length)
+    return end.line === line ? {line, col, endCol: end.col} : {line, col}
+  }
+  if (scan.tooDeep !== undefined) {
+    return {diagnostics: [diagnostic('E010', file, fromOffset(scan.tooDeep), `collections nest more than ${MAX_DEPTH} levels deep here`, 'a spec nests only a few levels deep; flatten this value')]}
+  }
+
+  let doc: Document.Parsed | undefined
+  const composer = new Composer({prettyErrors: false, uniqueKeys: false, strict: true})
+  for (const d of composer.compose(tokens, true, text.length)) {
+    if (!doc) doc = d
+    else {
+      doc.errors.push(new YAMLParseError([d.range[0], d.range[1]], 'MULTIPLE_DOCS', 'multiple documents'))
+      break
+    }
+  }
+  if (!doc) return {diagnostics: [diagnostic('E005', file, at1, `${file} is empty`, 'start from examples/echo/echo.yaml or see docs/spec.md')]}
   const source = new SpecSource(file, text, doc, lines)
   if (doc.contents === null && doc.errors.length === 0) {
     return {diagnostics: [diagnostic('E005', file, at1, `${file} is empty`, 'start from examples/echo/echo.yaml or see docs/spec.md')]}
   }
 
-  // After the first syntax error the parser mostly reports its own fallout, so keep
-  // that one; duplicate keys are independent of it and are all kept.
-  const firstSyntax = doc.errors.find((e) => e.code !== 'DUPLICATE_KEY')
-  const diagnostics: Diagnostic[] = doc.errors
-    .filter((e) => e.code === 'DUPLICATE_KEY' || e === firstSyntax)
-    .map((e) => {
-      // An error at a line's indentation is about the text that follows it.
-      let start = e.pos[0]
-      while (text[start] === ' ' && (start === 0 || /[ \n]/.test(text[start - 1]!))) start++
-      const at = source.span(start, Math.max(start + 1, e.pos[1]))
-      if (e.code === 'DUPLICATE_KEY') {
-        const key = text.slice(e.pos[0], e.pos[1]).trim()
-        return diagnostic('E007', file, at, `duplicate key${key ? ` "${key}"` : ''}`, 'each key may appear once in a mapping; remove or rename the repeat')
-      }
-      const [message, hint] = explainSyntax(e.code, firstLine(e.message), text[e.pos[0]])
-      return diagnostic('E006', file, at, message, hint)
-    })
-  if (diagnostics.length > 0) return {diagnostics}
+  // After the first syntax error the parser mostly reports its own fallout, so keep that
+  // one. A quote or bracket left open is reported where it opens, not where the file ends.
+  // Duplicate keys and anchors are independent of it and all kept.
+  const syntax = doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY')
+  const first = syntax[0]
+  const diagnostics: Diagnostic[] = []
+  const unclosed = first && openerOf(first, scan.unclosed)
+  if (unclosed) {
+    const {offset, char} = unclosed
+    const [what, close] = char === '[' ? ['bracket', ']'] : char === '{' ? ['brace', '}'] : ['quote', char]
+    diagnostics.push(diagnostic('E006', file, fromOffset(offset), `this ${what} is never closed`, `add the closing ${close}; everything after the opening ${char} was read as part of it`))
+  } else if (first) {
+    diagnostics.push(syntaxDiagnostic(source, first, syntax))
+  }
+  diagnostics.push(...duplicateKeys(source))
+  for (const {offset, length, anchor} of scan.aliases) {
+    const name = text.slice(offset, offset + length)
+    diagnostics.push(diagnostic('E009', file, fromOffset(offset, length), `YAML ${anchor ? 'anchor' : 'alias'} ${name}: anchors and aliases are not supported`, 'write the value out in full at each place it is used (see E009 in docs/diagnostics.md)'))
+  }
+  if (diagnostics.length > 0) return {diagnostics: sortDiagnostics(diagnostics)}
 
   if (!isMap(doc.contents)) {
     const at = doc.contents?.range ? source.span(doc.contents.range[0], doc.contents.range[1]) : at1
     return {diagnostics: [diagnostic('E008', file, at, 'the spec must be a mapping of keys such as name, version and messages', 'see docs/spec.md for the layout of a spec')]}
   }
   return {source, diagnostics}
+}
+
+/** One YAML syntax error as a diagnostic, placed at the text it is about. */
+function syntaxDiagnostic(source: SpecSource, e: YAMLParseError, all: YAMLParseError[]): Diagnostic {
+  const {text, file} = source
+  if (e.code === 'BLOCK_AS_IMPLICIT_KEY' && all.some((o) => o.code === 'MULTILINE_IMPLICIT_KEY' && o.pos[0] === e.pos[0])) {
+    // A key indented further than the one before it continues that line's value, so the
+    // parser blames the value. Point at the key that is out of line instead.
+    const key = nextLineStart(text, e.pos[0])
+    if (key !== undefined) {
+      const name = /^[^:#\n]*/.exec(text.slice(key))![0].trim()
+      const at = source.span(key, key + Math.max(1, name.length))
+      return diagnostic('E006', file, at, `${name ? `key "${name}"` : 'this line'} is indented further than the line above it`, 'keys of one mapping start in the same column; line it up with its siblings, or indent it under a key that ends with ":"')
+    }
+  }
+  // An error at a line's indentation is about the text that follows it.
+  let start = e.pos[0]
+  while (text[start] === ' ' && (start === 0 || /[ \n]/.test(text[start - 1]!))) start++
+  const at = source.span(start, Math.max(start + 1, e.pos[1]))
+  const [message, hint] = explainSyntax(e.code, firstLine(e.message), text[e.pos[0]])
+  return diagnostic('E006', file, at, message, hint)
+}
+
+/**
+ * For an error that says a quote or bracket was never closed (found where the file or the
+ * block ends), the opener it is about: the first unclosed one of that kind before it.
+ */
+function openerOf(e: YAMLParseError, unclosed: TokenScan['unclosed']): TokenScan['unclosed'][number] | undefined {
+  const closer = e.code === 'MISSING_CHAR' ? /closing (["'])/.exec(e.message)?.[1] : e.code === 'BAD_INDENT' ? /end with an? ([\]}])/.exec(e.message)?.[1] : undefined
+  if (!closer) return undefined
+  const opener = closer === ']' ? '[' : closer === '}' ? '{' : closer
+  return unclosed.find((u) => u.char === opener && u.offset <= e.pos[0])
+}
+
+/** Offset of the first non-blank character on the next non-blank line after `offset`. */
+function nextLineStart(text: string, offset: number): number | undefined {
+  let i = text.indexOf('\n', offset)
+  while (i !== -1) {
+    let j = i + 1
+    while (text[j] === ' ' || text[j] === '\t') j++
+    if (j < text.length && text[j] !== '\n' && text[j] !== '#') return j
+    i = text.indexOf('\n', j)
+  }
+  return undefined
+}
+
+interface TokenScan {
+  /** Offset of the first collection nested deeper than MAX_DEPTH. */
+  tooDeep?: number
+  /** Quotes and flow brackets that are never closed, in document order. */
+  unclosed: {offset: number; char: string}[]
+  aliases: {offset: number; length: number; anchor: boolean}[]
+}
+
+/** Walks the parser's token tree with an explicit stack: depth, unclosed openers, anchors. */
+function scanTokens(tokens: Token[]): TokenScan {
+  const out: TokenScan = {aliases: [], unclosed: []}
+  const props = (list: unknown) => {
+    if (!Array.isArray(list)) return
+    for (const t of list as {type: string; offset: number; source: string}[]) {
+      if (t.type === 'anchor') out.aliases.push({offset: t.offset, length: t.source.length, anchor: true})
+    }
+  }
+  // Visited in document order (children pushed in reverse), so "first" means first in the file.
+  const stack: [Token, number][] = tokens.map((t): [Token, number] => [t, 0]).reverse()
+  while (stack.length > 0) {
+    const [t, depth] = stack.pop()!
+    switch (t.type) {
+      case 'document':
+        props(t.start)
+        if (t.value) stack.push([t.value, depth])
+        break
+      case 'block-map':
+      case 'block-seq':
+      case 'flow-collection': {
+        if (depth + 1 > MAX_DEPTH) {
+          out.tooDeep ??= t.offset
+          break
+        }
+        if (t.type === 'flow-collection') {
+          const closer = t.start.source === '[' ? 'flow-seq-end' : 'flow-map-end'
+          if (!t.end.some((e) => e.type === closer)) out.unclosed.push({offset: t.start.offset, char: t.start.source})
+        }
+        const children: [Token, number][] = []
+        for (const item of t.items) {
+          props(item.start)
+          if (item.key) children.push([item.key as Token, depth + 1])
+          props((item as {sep?: unknown}).sep)
+          if (item.value) children.push([item.value, depth + 1])
+        }
+        stack.push(...children.reverse())
+        break
+      }
+      case 'alias':
+        out.aliases.push({offset: t.offset, length: t.source.length, anchor: false})
+        break
+      case 'block-scalar':
+        props(t.props)
+        break
+      case 'double-quoted-scalar':
+      case 'single-quoted-scalar':
+        if (!quoteClosed(t.source)) out.unclosed.push({offset: t.offset, char: t.source[0]!})
+        break
+      default:
+        break
+    }
+  }
+  out.aliases.sort((a, b) => a.offset - b.offset)
+  return out
+}
+
+function quoteClosed(src: string): boolean {
+  const q = src[0]!
+  const body = src.trimEnd()
+  if (body.length < 2 || body.at(-1) !== q) return false
+  // Count the run of closing characters: "" in single quotes and \" in double quotes escape.
+  let i = body.length - 2
+  let run = 0
+  const esc = q === "'" ? "'" : '\\'
+  while (i >= 1 && body[i] === esc) {
+    run++
+    i--
+  }
+  return run % 2 === 0
+}
+
+/**
+ * Each repeated key in a mapping, at the repeat, naming the key as written and the line of
+ * its first use. Keys compare as the checks see them (the same text after YAML resolves it).
+ */
+function duplicateKeys(source: SpecSource): Diagnostic[] {
+  const out: Diagnostic[] = []
+  const stack: unknown[] = [source.doc.contents]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (isSeq(node)) stack.push(...node.items)
+    if (!isMap(node)) continue
+    const seen = new Map<string, Node>()
+    for (const pair of node.items) {
+      stack.push(pair.value)
+      if (!isScalar(pair.key) || !pair.key.range) continue
+      const name = keyString(pair.key.value)
+      const prev = seen.get(name)
+      if (!prev) {
+        seen.set(name, pair.key)
+        continue
+      }
+      const [s, e] = pair.key.range
+      const firstLine = source.position(prev.range![0]).line
+      out.push(diagnostic('E007', source.file, source.span(s, e), `duplicate key "${source.text.slice(s, e)}" (first at line ${firstLine})`, 'each key may appear once in a mapping; remove or rename the repeat'))
+    }
+  }
+  return out
+}
+
+/** A mapping key as a property name, as js-yaml writes it (null becomes "null"). */
+export const keyString = (v: unknown): string => String(v)
+
+/**
+ * The document as plain data. Not yaml's toJS: keys are named as the quick pass names them,
+ * and "__proto__" stays an ordinary key. Depth is already bounded, so recursion is safe.
+ */
+export function toData(node: unknown): unknown {
+  if (isScalar(node)) return node.value
+  if (isSeq(node)) return node.items.map(toData)
+  if (isMap(node)) {
+    const obj: Record<string, unknown> = {}
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? keyString(pair.key.value) : String(toData(pair.key))
+      Object.defineProperty(obj, key, {value: toData(pair.value), enumerable: true, writable: true, configurable: true})
+    }
+    return obj
+  }
+  return null
 }
 
 /** UTF-8 text without NUL bytes, BOM removed; undefined for anything else. */

@@ -1,10 +1,6 @@
 // The whole check of one spec file: read, parse, schema, build, meaning.
-import {readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {TextDecoder} from 'node:util'
-
-import {CORE_SCHEMA, load as loadYaml} from 'js-yaml'
 
 import {type Diagnostic, diagnostic, hasErrors, sortDiagnostics} from '../diagnostics/diagnostic.js'
 import {checkLockGraph} from '../locks/check.js'
@@ -13,7 +9,8 @@ import {buildSpec} from './build.js'
 import {checkSpec} from './check.js'
 import type {Spec} from './model.js'
 import {checkSchema} from './schema-check.js'
-import {loadSource, PlainSource, type SourceView, type SpecSource} from './source.js'
+import {quickParse} from './quick-parse.js'
+import {loadSource, PlainSource, readSpecText, type SourceView, type SpecSource, toData} from './source.js'
 
 export interface SpecResult {
   file: string
@@ -36,9 +33,26 @@ export function coreLockModel(): SpecResult {
 /**
  * Checks one spec file. Its lock model is checked together with the core's, so that a user
  * operation calling into the core (or holding a lock across it) is part of the proof.
+ * Never throws: a failure of the checker itself becomes an E999 for this file alone.
  */
 export function validateSpecFile(file: string, withCore = true, fast = true): SpecResult {
-  return (fast ? quickPass(file, withCore) : undefined) ?? fullPass(file, withCore)
+  try {
+    const read = readSpecText(file)
+    if (read.diagnostic) return {file, diagnostics: [read.diagnostic], ok: false}
+    return (fast ? quickPass(file, read.text, withCore) : undefined) ?? fullPass(file, read.text, withCore)
+  } catch (error) {
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    const d = diagnostic('E999', file, {line: 1, col: 1}, `iocpgen failed while checking this file (${firstLine(what)})`, 'this is a bug in iocpgen, not necessarily in the spec; please report it with the spec attached')
+    return {file, diagnostics: [d], ok: false}
+  }
+}
+
+const firstLine = (s: string) => s.split('\n')[0]!.slice(0, 200)
+
+/** The quick pass alone: its result when it vouches for the file, else undefined (for tests). */
+export function quickCheck(file: string, withCore = true): SpecResult | undefined {
+  const read = readSpecText(file)
+  return read.text === undefined ? undefined : quickPass(file, read.text, withCore)
 }
 
 /**
@@ -46,28 +60,18 @@ export function validateSpecFile(file: string, withCore = true, fast = true): Sp
  * when nothing at all is reported; anything else (a problem, a parse error, an odd file)
  * goes to the full pass, whose output is then the answer.
  */
-function quickPass(file: string, withCore: boolean): SpecResult | undefined {
-  let data: unknown
-  try {
-    const bytes = readFileSync(file)
-    if (bytes.includes(0)) return undefined
-    const text = new TextDecoder('utf-8', {fatal: true}).decode(bytes)
-    // Anchors: leave them to the full pass, which bounds alias expansion.
-    if (/(^|[\s,[{])&[^\s]/m.test(text)) return undefined
-    data = loadYaml(text, {schema: CORE_SCHEMA, filename: file})
-  } catch {
-    return undefined
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined
-  const checked = runChecks(new PlainSource(file, data), data as Record<string, unknown>, file, withCore)
+function quickPass(file: string, text: string, withCore: boolean): SpecResult | undefined {
+  const data = quickParse(text)
+  if (!data) return undefined
+  const checked = runChecks(new PlainSource(file, data), data, file, withCore)
   return checked.diagnostics.length === 0 ? {file, spec: checked.spec, diagnostics: [], ok: true} : undefined
 }
 
-function fullPass(file: string, withCore: boolean): SpecResult {
-  const loaded = loadSource(file)
+function fullPass(file: string, text: string, withCore: boolean): SpecResult {
+  const loaded = loadSource(file, text)
   if (!loaded.source) return {file, diagnostics: loaded.diagnostics, ok: false}
   const {source} = loaded
-  const data = source.doc.toJS({maxAliasCount: 100}) as Record<string, unknown>
+  const data = toData(source.doc.contents) as Record<string, unknown>
   const checked = runChecks(source, data, file, withCore)
   const sorted = sortDiagnostics([...loaded.diagnostics, ...checked.diagnostics])
   return {file, spec: checked.spec, source, diagnostics: sorted, ok: !hasErrors(sorted)}

@@ -148,6 +148,8 @@ export class Client {
   reset = false
   /** The error that ended it, if any (ECONNRESET for a reset). */
   error: NodeJS.ErrnoException | undefined
+  /** The server's FIN arrived (a graceful close). */
+  ended = false
 
   constructor(readonly codec: ChatCodec, readonly userId: number, port: number, from = '127.0.0.1') {
     this.s = connect({port, host: '127.0.0.1', localAddress: from})
@@ -156,6 +158,7 @@ export class Client {
       this.reset = true
       this.error ??= e
     })
+    this.s.on('end', () => (this.ended = true))
     this.closed = new Promise((r) => this.s.on('close', () => r()))
     this.s.on('data', (d) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d

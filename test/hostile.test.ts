@@ -195,7 +195,7 @@ async function attack(t: Target, cases: Case[], batch = 200): Promise<string[]> 
   for (const c of cases) if (c.expect !== 'open') want.set(c.expect, (want.get(c.expect) ?? 0) + 1)
   const total = [...want.values()].reduce((a, b) => a + b, 0)
   let after = await t.run.stats()
-  for (let i = 0; i < 60; i++) {
+  for (const until = Date.now() + 3000; Date.now() < until;) {
     const counted = Object.entries(deltas(before, after)).filter(([k]) => !CLIENT_GONE.has(k)).reduce((a, [, v]) => a + v, 0)
     if (counted >= total) break
     await sleep(50)
@@ -214,6 +214,17 @@ async function attack(t: Target, cases: Case[], batch = 200): Promise<string[]> 
 }
 
 const idOf = (name: string) => model.message(name).id
+
+/** Awaits p, failing after ms: every wait in this file is bounded. */
+async function within<T>(what: string, p: Promise<T>, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /** A valid sample of a message: its value, payload and sites (seeded per message and variant). */
 function sampleOf(name: string, variant = 0) {
@@ -238,7 +249,7 @@ describe('the hostile-client suite: malformed frames', () => {
     expect(target().base.backend, 'the default backend on Linux').toBe('uring')
     const c = new Client(codec, 0, target().run.port, '127.0.0.3')
     c.s.write(frame(idOf('Probe'), sampleOf('Probe').payload))
-    await c.when((m) => m.type === 'Ack' && m.seq === sampleOf('Probe').value.seq)
+    await within('the Ack of a valid Probe', c.when((m) => m.type === 'Ack' && m.seq === sampleOf('Probe').value.seq))
     c.s.destroy()
     await c.closed
     await backToBaseline(target())
@@ -404,9 +415,9 @@ describe('the hostile-client suite: a member that never reads, reset churn', () 
     const [talker, listener, stuck] = [901, 902, 903].map((id) => new Client(codec, id, t.run.port, '127.0.0.90'))
     for (const c of [talker!, listener!, stuck!]) {
       c.send('Login', {seq: 1, userId: c.userId, nick: `n${c.userId}`})
-      await c.when((m) => m.type === 'Ack' && m.seq === 1)
+      await within('a login', c.when((m) => m.type === 'Ack' && m.seq === 1))
       c.send('GroupJoin', {seq: 2, group: 'busy'})
-      await c.when((m) => m.type === 'Ack' && m.seq === 2)
+      await within('a group join', c.when((m) => m.type === 'Ack' && m.seq === 2))
     }
     stuck!.s.pause()  // reads nothing from now on
     const before = await t.run.stats()
@@ -416,7 +427,7 @@ describe('the hostile-client suite: a member that never reads, reset churn', () 
       const until = Date.now() + 20_000
       for (let round = 0; round < 400 && Date.now() < until; round++) {
         for (let k = 0; k < 100; k++) talker!.send('GroupSay', {seq: 10_000 + sent++, group: 'busy', text})
-        await listener!.when((m) => m.type === 'GroupDeliver' && m.seq === 10_000 + sent - 1)
+        await within('the listener\'s deliveries', listener!.when((m) => m.type === 'GroupDeliver' && m.seq === 10_000 + sent - 1))
         if (delta(before, await t.run.stats(), 'slow_consumer') > 0) break
       }
       expect.soft(delta(before, await t.run.stats(), 'slow_consumer'), 'closes.slow_consumer').toBe(1)
@@ -484,7 +495,8 @@ describe('the hostile-client suite: a member that never reads, reset churn', () 
 describe('the hostile-client suite: slow-loris and half-open connections (40 contexts, idleTimeout 1.5 s, drainTimeout 1 s)', () => {
   const target = serverFor({...noPerIp, IOCPGEN_MAX_CONNECTIONS: '40', IOCPGEN_IDLE_TIMEOUT_MS: '1500', IOCPGEN_DRAIN_TIMEOUT_MS: '1000'})
   // A frame that declares its whole size, to be sent a byte at a time.
-  const slowFrame = () => frame(idOf('GroupSay'), sampleOf('GroupSay').payload)
+  // A GroupSay of 1,000 characters: over 100 s at a byte per 100 ms.
+  const slowFrame = () => frame(idOf('GroupSay'), model.encode(model.message('GroupSay').fields, {seq: 1, group: 'g', text: 'x'.repeat(1000)}).payload)
 
   /** Trickles one byte every 100 ms until closed or stopped. */
   function trickle(c: Raw, bytes: Buffer, stop: () => boolean): Promise<void> {
@@ -679,9 +691,9 @@ describe('the hostile-client suite: SIGTERM under load', () => {
       }))
       const all = groups.flatMap((g) => [g.sender, ...g.receivers])
       for (const c of all) c.send('Login', {seq: 1, userId: c.userId, nick: `u${c.userId}`})
-      await Promise.all(all.map((c) => c.when((m) => m.type === 'Ack' && m.seq === 1)))
+      await within('the logins', Promise.all(all.map((c) => c.when((m) => m.type === 'Ack' && m.seq === 1))))
       groups.forEach((g, i) => [g.sender, ...g.receivers].forEach((c) => c.send('GroupJoin', {seq: 2, group: `t${i}`})))
-      await Promise.all(all.map((c) => c.when((m) => m.type === 'Ack' && m.seq === 2)))
+      await within('the group joins', Promise.all(all.map((c) => c.when((m) => m.type === 'Ack' && m.seq === 2))))
       const rss0 = rssOf(pid)
       let peak = rss0
       // Each sender keeps up to 100 unacknowledged messages in flight until it is closed.

@@ -33,7 +33,8 @@ export class Prober {
   }
 
   async start(): Promise<void> {
-    await new Promise((r) => this.client.s.once('connect', r))
+    const connected = await Promise.race([new Promise((r) => this.client.s.once('connect', () => r(true))), sleep(10_000).then(() => false)])
+    if (!connected) throw new Error('the well-behaved client could not connect in 10 s')
     this.sampler = setInterval(() => {
       try {
         this.rss.push({at: Date.now(), bytes: rssOf(this.pid)})

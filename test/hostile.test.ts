@@ -388,10 +388,13 @@ describe('the hostile-client suite: malformed frames', () => {
     await underAttack(t, async () => {
       for (const c of firsts) {
         const before = await t.run.stats()
-        const conn = new Raw(t.run.port, from())
+        // allowHalfOpen: an attacker does not stop writing when the server sends its FIN.
+        const conn = new Raw(t.run.port, from(), {allowHalfOpen: true})
         await conn.connected
         conn.s.write(c.bytes)
+        // Give the server time to condemn it (the runtime decides some of these), then
         // 8 MiB more, as fast as the socket takes it, for at most 3 s.
+        await sleep(100)
         const until = Date.now() + 3000
         for (let k = 0; k < 128 && !conn.s.destroyed && conn.closedAt === undefined && Date.now() < until; k++) {
           if (!conn.s.write(after)) await Promise.race([new Promise((r) => conn.s.once('drain', r)), conn.closed, sleep(until - Date.now())])

@@ -497,8 +497,7 @@ describe('the hostile-client suite: a member that never reads, reset churn', () 
 
 describe('the hostile-client suite: slow-loris and half-open connections (40 contexts, idleTimeout 1.5 s, drainTimeout 1 s)', () => {
   const target = serverFor({...noPerIp, IOCPGEN_MAX_CONNECTIONS: '40', IOCPGEN_IDLE_TIMEOUT_MS: '1500', IOCPGEN_DRAIN_TIMEOUT_MS: '1000'})
-  // A frame that declares its whole size, to be sent a byte at a time.
-  // A GroupSay of 1,000 characters: over 100 s at a byte per 100 ms.
+  // A frame to send a byte at a time: a GroupSay of 1,000 characters takes over 100 s.
   const slowFrame = () => frame(idOf('GroupSay'), model.encode(model.message('GroupSay').fields, {seq: 1, group: 'g', text: 'x'.repeat(1000)}).payload)
 
   /** Trickles one byte every 100 ms until closed or stopped. */

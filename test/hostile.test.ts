@@ -7,8 +7,8 @@
 // The test project is the example plus a spec edit: a client message (Probe) with every
 // field kind, so enums, bools, arrays and structs can be attacked, and server.frameTimeout.
 import {spawnSync} from 'node:child_process'
-import {readFileSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parseDocument} from 'yaml'
@@ -84,6 +84,11 @@ beforeAll(async () => {
   if (!result.ok || !result.spec) throw new Error(`the test spec does not validate: ${JSON.stringify(result.diagnostics)}`)
   model = new Model(result.spec as Spec)
 }, 300_000)
+
+// The built copy is a few hundred MB; HOSTILE_KEEP=1 keeps it to look at.
+afterAll(() => {
+  if (dir && !process.env.HOSTILE_KEEP) rmSync(dirname(dir), {recursive: true, force: true})
+})
 
 /** A server under test with a prober beside it, and its baseline. */
 interface Target {

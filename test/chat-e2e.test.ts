@@ -2,94 +2,15 @@
 // in, join groups and exchange private and group messages, each carrying a sequence number.
 // Every message must arrive exactly once, in order per sender; abrupt disconnects must not
 // disturb the others, and the pools must come back to where they started.
-import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
-import {cpSync, mkdtempSync} from 'node:fs'
-import {connect, type Socket} from 'node:net'
-import {tmpdir} from 'node:os'
+import {spawn} from 'node:child_process'
 import {join} from 'node:path'
-import {pathToFileURL} from 'node:url'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {type ChatCodec, Client as ChatClient, loadCodec, type Msg, prepareCopy, running, type Running, serverEnv, startLinux, type Stats, waitFor} from './support/chat.js'
 import {crossBuildAddon, readIfExists, startUnderWine, windowsToolsMissing} from './support/windows.js'
 
-const root = join(import.meta.dirname, '..')
-
-type Codec = {id: number; encode(w: unknown, m: unknown): void; decode(r: unknown): unknown}
-let codecs: Record<string, Codec>
-let byId: Map<number, string>
-let Writer: new () => {beginFrame(t: number): number; endFrame(s: number, max: number): void; view(): Buffer}
-let Reader: new (b: Buffer, s?: number, e?: number) => object
-
-interface Stats {
-  at: number
-  sessions: number
-  socketPool: {inUse: number}
-  ioPool: {inUse: number}
-  closes: Record<string, number>
-  badPayloads: number
-  backend: string
-  connectionsTotal: number
-  drainTimeouts: number
-  loginQueue: {waiting: number; highWater: number; queued: number; admitted: number; abandoned: number}
-  perIp: {tracked: number; banned: number; bansTotal: number}
-}
-
-interface Running {
-  dir: string
-  port: number
-  child: ChildProcess
-  output: () => string
-  /** Stats written after this call. */
-  stats: () => Promise<Stats>
-}
-
-/** A copy of examples/chat with its dependencies and TypeScript built. */
-function prepareCopy(installScripts: boolean): string {
-  const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-chat-')), 'chat')
-  cpSync(join(root, 'examples', 'chat'), dir, {recursive: true, filter: (src) => !/node_modules|[/\\](build|dist)$/.test(src)})
-  for (const args of [['install', '--no-audit', '--no-fund', ...(installScripts ? [] : ['--ignore-scripts'])], ['run', 'build:ts']]) {
-    const r = spawnSync('npm', args, {cwd: dir, encoding: 'utf8'})
-    if (r.status !== 0) throw new Error(`npm ${args.join(' ')}: ${r.stdout}\n${r.stderr}`)
-  }
-  return dir
-}
-
-async function loadCodec(dir: string): Promise<void> {
-  const gen = (p: string) => import(pathToFileURL(join(dir, 'dist/src/generated', p)).href)
-  codecs = (await gen('protocol.js')).codecs
-  byId = new Map(Object.entries(codecs).map(([name, c]) => [c.id, name]))
-  ;({Writer, Reader} = await gen('runtime/wire.js'))
-}
-
-async function waitFor<T>(what: string, get: () => T | undefined, ms: number): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = get()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
-
-function running(dir: string, child: ChildProcess, output: () => string, statsFile: string, startMs: number): Promise<Running> {
-  const stats = async () => {
-    const asked = Date.now()
-    return waitFor('stats', () => {
-      try {
-        const s = JSON.parse(readIfExists(statsFile) || 'null') as Stats | null
-        return s && s.at > asked ? s : undefined
-      } catch {
-        return undefined // caught mid-write
-      }
-    }, 15_000)
-  }
-  return waitFor('the server to listen', () => {
-    const m = /listening on port (\d+)/.exec(output())
-    if (child.exitCode !== null) throw new Error(`chat server exited: ${output()}`)
-    return m ? {dir, port: Number(m[1]), child, output, stats} : undefined
-  }, startMs)
-}
+let codec: ChatCodec
 
 interface Target {
   name: string
@@ -100,7 +21,6 @@ interface Target {
   start(dir: string, env?: Record<string, string>): Promise<Running>
 }
 
-const serverEnv = (dir: string, tag: string, env: Record<string, string>) => ({PORT: '0', HOST: '127.0.0.1', STATS_FILE: join(dir, `stats-${tag}.json`), STATS_EVERY_MS: '50', ...env})
 let started = 0
 
 const targets: Target[] = [
@@ -108,16 +28,10 @@ const targets: Target[] = [
     name: 'linux',
     async prepare() {
       const dir = prepareCopy(true)
-      await loadCodec(dir)
+      codec = await loadCodec(dir)
       return dir
     },
-    async start(dir, env = {}) {
-      let out = ''
-      const e = serverEnv(dir, String(++started), env)
-      const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, ...e}, stdio: ['ignore', 'pipe', 'inherit']})
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-      return running(dir, child, () => out, e.STATS_FILE, 30_000)
-    },
+    start: (dir, env = {}) => startLinux(dir, env),
   },
   {
     name: 'windows (IOCP, under Wine)',
@@ -125,11 +39,11 @@ const targets: Target[] = [
     async prepare() {
       const dir = prepareCopy(false)
       crossBuildAddon(dir)
-      await loadCodec(dir)
+      codec = await loadCodec(dir)
       return dir
     },
     async start(dir, env = {}) {
-      const tag = String(++started)
+      const tag = `wine-${++started}`
       const e = serverEnv(dir, tag, env)
       const outFile = join(dir, `stdout-${tag}.txt`)
       const child = startUnderWine(dir, 'dist/src/main.js', e, outFile)
@@ -140,57 +54,11 @@ const targets: Target[] = [
 
 let port = 0
 
-interface Msg {
-  type: string
-  [k: string]: unknown
-}
-
-class Client {
-  readonly s: Socket
-  private buf = Buffer.alloc(0)
-  readonly got: Msg[] = []
-  private waiters: {test: (m: Msg) => boolean; resolve: () => void}[] = []
-  readonly closed: Promise<void>
-  /** The connection ended with an error (a reset) rather than the server's FIN. */
-  reset = false
-
+/** The shared client, on this suite's server by default. */
+class Client extends ChatClient {
   /** from: the source address; the spec limits each address to 64 connections, 20 a second. */
-  constructor(readonly userId: number, from = '127.0.0.1', to = port) {
-    this.s = connect({port: to, host: '127.0.0.1', localAddress: from})
-    this.s.setNoDelay(true)
-    this.s.on('error', () => (this.reset = true))
-    this.closed = new Promise((r) => this.s.on('close', () => r()))
-    this.s.on('data', (d) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d
-      let off = 0
-      while (this.buf.length - off >= 4 && this.buf.length - off >= 4 + this.buf.readUInt32LE(off)) {
-        const len = this.buf.readUInt32LE(off)
-        const type = byId.get(this.buf.readUInt16LE(off + 4))!
-        const m = {type, ...(codecs[type]!.decode(new Reader(this.buf, off + 6, off + 4 + len)) as object)}
-        off += 4 + len
-        this.got.push(m)
-        this.waiters = this.waiters.filter((w) => (w.test(m) ? (w.resolve(), false) : true))
-      }
-      this.buf = this.buf.subarray(off)
-    })
-  }
-
-  send(type: string, message: object): void {
-    const w = new Writer()
-    const f = w.beginFrame(codecs[type]!.id)
-    codecs[type]!.encode(w, message)
-    w.endFrame(f, 1 << 30)
-    this.s.write(Buffer.from(w.view()))
-  }
-
-  /** Resolves when a message matching `test` has arrived (now or later). */
-  when(test: (m: Msg) => boolean): Promise<void> {
-    if (this.got.some(test)) return Promise.resolve()
-    return new Promise((resolve) => this.waiters.push({test, resolve}))
-  }
-
-  count(test: (m: Msg) => boolean): number {
-    return this.got.filter(test).length
+  constructor(userId: number, from = '127.0.0.1', to = port) {
+    super(codec, userId, to, from)
   }
 }
 

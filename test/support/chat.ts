@@ -1,0 +1,202 @@
+// Shared by the suites that run the chat example: copy and build it, start its server, read
+// its stats file, and talk to it with a small framed client.
+import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
+import {cpSync, mkdtempSync} from 'node:fs'
+import {connect, type Socket} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {pathToFileURL} from 'node:url'
+
+import {readIfExists} from './windows.js'
+
+export const root = join(import.meta.dirname, '..', '..')
+
+export interface Stats {
+  at: number
+  sessions: number
+  connections: number
+  connectionsTotal: number
+  socketPool: {inUse: number; capacity: number; highWater: number}
+  ioPool: {inUse: number; capacity: number; highWater: number}
+  bytesIn: number
+  bytesOut: number
+  framesIn: number
+  closes: Record<string, number>
+  badPayloads: number
+  handlerErrors: number
+  backend: string
+  drainTimeouts: number
+  loginQueue: {waiting: number; highWater: number; queued: number; admitted: number; abandoned: number}
+  perIp: {tracked: number; banned: number; bansTotal: number}
+}
+
+export interface Running {
+  dir: string
+  port: number
+  child: ChildProcess
+  output: () => string
+  /** Stats written after this call. */
+  stats: () => Promise<Stats>
+}
+
+type AnyCodec = {id: number; encode(w: unknown, m: unknown): void; decode(r: unknown): unknown; minSize: number; maxSize: number}
+export interface WireWriter {
+  beginFrame(t: number): number
+  endFrame(s: number, max: number): void
+  view(): Buffer
+}
+
+/** The generated codec of a built copy, loaded from its dist/. */
+export interface ChatCodec {
+  codecs: Record<string, AnyCodec>
+  byId: Map<number, string>
+  Writer: new () => WireWriter
+  Reader: new (b: Buffer, s?: number, e?: number) => {done(): void}
+  DecodeError: new (m: string) => Error
+  MAX_FRAME: number
+}
+
+/**
+ * A copy of examples/chat with its dependencies and TypeScript built. `edit` runs on the
+ * copy before anything is installed (to change its spec and regenerate, say).
+ */
+export function prepareCopy(installScripts: boolean, edit?: (dir: string) => void): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-chat-')), 'chat')
+  cpSync(join(root, 'examples', 'chat'), dir, {recursive: true, filter: (src) => !/node_modules|[/\\](build|dist)$/.test(src)})
+  edit?.(dir)
+  for (const args of [['install', '--no-audit', '--no-fund', '--prefer-offline', ...(installScripts ? [] : ['--ignore-scripts'])], ['run', 'build:ts']]) {
+    const r = spawnSync('npm', args, {cwd: dir, encoding: 'utf8'})
+    if (r.status !== 0) throw new Error(`npm ${args.join(' ')}: ${r.stdout}\n${r.stderr}`)
+  }
+  return dir
+}
+
+export async function loadCodec(dir: string): Promise<ChatCodec> {
+  const gen = (p: string) => import(pathToFileURL(join(dir, 'dist/src/generated', p)).href)
+  const protocol = await gen('protocol.js')
+  const wire = await gen('runtime/wire.js')
+  const codecs = protocol.codecs as Record<string, AnyCodec>
+  return {
+    codecs,
+    byId: new Map(Object.entries(codecs).map(([name, c]) => [c.id, name])),
+    Writer: wire.Writer,
+    Reader: wire.Reader,
+    DecodeError: wire.DecodeError,
+    MAX_FRAME: protocol.MAX_FRAME,
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export async function waitFor<T>(what: string, get: () => T | undefined, ms: number): Promise<T> {
+  const until = Date.now() + ms
+  for (;;) {
+    const v = get()
+    if (v !== undefined) return v
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+/** Waits for a server started with `serverEnv` to listen, and gives a way to read its stats. */
+export function running(dir: string, child: ChildProcess, output: () => string, statsFile: string, startMs: number): Promise<Running> {
+  const stats = async () => {
+    const asked = Date.now()
+    return waitFor('stats', () => {
+      try {
+        const s = JSON.parse(readIfExists(statsFile) || 'null') as Stats | null
+        return s && s.at > asked ? s : undefined
+      } catch {
+        return undefined // caught mid-write
+      }
+    }, 15_000)
+  }
+  return waitFor('the server to listen', () => {
+    const m = /listening on port (\d+)/.exec(output())
+    if (child.exitCode !== null) throw new Error(`chat server exited: ${output()}`)
+    return m ? {dir, port: Number(m[1]), child, output, stats} : undefined
+  }, startMs)
+}
+
+let started = 0
+/** Environment for a server on a free loopback port writing its stats every 50 ms; `tag` names the stats file. */
+export const serverEnv = (dir: string, tag: string, env: Record<string, string>) => ({PORT: '0', HOST: '127.0.0.1', STATS_FILE: join(dir, `stats-${tag}.json`), STATS_EVERY_MS: '50', ...env})
+
+/** Runs the built copy's server on this machine's Node (Linux). */
+export function startLinux(dir: string, env: Record<string, string> = {}): Promise<Running> {
+  let out = ''
+  const e = serverEnv(dir, `${process.pid}-${++started}`, env)
+  const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, ...e}, stdio: ['ignore', 'pipe', 'pipe']})
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
+  return running(dir, child, () => out, e.STATS_FILE, 30_000)
+}
+
+export interface Msg {
+  type: string
+  [k: string]: unknown
+}
+
+/** A framed chat client: decodes what arrives, and resolves waits on matching messages. */
+export class Client {
+  readonly s: Socket
+  private buf = Buffer.alloc(0)
+  readonly got: Msg[] = []
+  private waiters: {test: (m: Msg) => boolean; resolve: () => void}[] = []
+  readonly closed: Promise<void>
+  /** The connection ended with an error (a reset) rather than the server's FIN. */
+  reset = false
+  /** The error that ended it, if any (ECONNRESET for a reset). */
+  error: NodeJS.ErrnoException | undefined
+  /** The server's FIN arrived (a graceful close). */
+  ended = false
+
+  constructor(readonly codec: ChatCodec, readonly userId: number, port: number, from = '127.0.0.1') {
+    this.s = connect({port, host: '127.0.0.1', localAddress: from})
+    this.s.setNoDelay(true)
+    this.s.on('error', (e) => {
+      this.reset = true
+      this.error ??= e
+    })
+    this.s.on('end', () => (this.ended = true))
+    this.closed = new Promise((r) => this.s.on('close', () => r()))
+    this.s.on('data', (d) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d
+      let off = 0
+      const {byId, codecs, Reader} = this.codec
+      while (this.buf.length - off >= 4 && this.buf.length - off >= 4 + this.buf.readUInt32LE(off)) {
+        const len = this.buf.readUInt32LE(off)
+        const type = byId.get(this.buf.readUInt16LE(off + 4))!
+        const m = {type, ...(codecs[type]!.decode(new Reader(this.buf, off + 6, off + 4 + len)) as object)}
+        off += 4 + len
+        this.got.push(m)
+        this.waiters = this.waiters.filter((w) => (w.test(m) ? (w.resolve(), false) : true))
+      }
+      this.buf = this.buf.subarray(off)
+    })
+  }
+
+  /** The encoded frame of a message, as the generated codec writes it. */
+  frame(type: string, message: object): Buffer {
+    const {codecs, Writer} = this.codec
+    const w = new Writer()
+    const f = w.beginFrame(codecs[type]!.id)
+    codecs[type]!.encode(w, message)
+    w.endFrame(f, 1 << 30)
+    return Buffer.from(w.view())
+  }
+
+  send(type: string, message: object): void {
+    this.s.write(this.frame(type, message))
+  }
+
+  /** Resolves when a message matching `test` has arrived (now or later). */
+  when(test: (m: Msg) => boolean): Promise<void> {
+    if (this.got.some(test)) return Promise.resolve()
+    return new Promise((resolve) => this.waiters.push({test, resolve}))
+  }
+
+  count(test: (m: Msg) => boolean): number {
+    return this.got.filter(test).length
+  }
+}

@@ -29,7 +29,8 @@ let core: SpecResult | undefined
 
 /** The core's own locks and operations (native-template/locks.yaml), checked once. */
 export function coreLockModel(): SpecResult {
-  core ??= validateSpecFile(CORE_LOCKS, false)
+  // The full pass, for positions: detail lines cite the core's steps.
+  core ??= validateSpecFile(CORE_LOCKS, false, false)
   return core
 }
 
@@ -93,7 +94,11 @@ function runChecks(source: SourceView, data: Record<string, unknown>, file: stri
 export function lockGraphOf(spec: Spec, coreSpec?: Spec): LockGraph {
   const graph = buildLockGraph(coreSpec ? [coreSpec, spec] : [spec])
   for (const u of spec.locks) {
-    for (const c of coreSpec?.locks ?? []) graph.declared.push({from: u.name, to: c.name, at: {file: coreSpec!.file, ...c.at}})
+    for (const c of coreSpec?.locks ?? []) {
+      // Not a statement of either file: say it is the rule, and cite the spec's lock.
+      const rule = `${u.name} is a lock of the spec and ${c.name} one of the core, which never takes a spec lock, so ${u.name} comes first`
+      graph.declared.push({from: u.name, to: c.name, at: {file: spec.file, ...u.at}, rule})
+    }
   }
   return graph
 }

@@ -25,15 +25,24 @@ const words = (s: string): Set<string> => new Set(s.split(/\s+/).filter(Boolean)
 const TS = words(TS_RESERVED)
 const TS_TYPES = words(TS_TYPE_RESERVED)
 const CPP = words(CPP_RESERVED)
-let macros: Set<string> | undefined
-const isMacro = (name: string) => {
-  macros ??= new Set([
-    ...words(MACROS),
-    ...readFileSync(new URL('../../native-template/macros.txt', import.meta.url), 'utf8')
-      .split('\n')
-      .filter((l) => l && !l.startsWith('#')),
-  ])
-  return macros.has(name)
+const EXTRA = words(MACROS)
+let list: string | undefined
+/** Whether the sorted list has `name` as a line: a binary search of the text, which is large. */
+const isMacro = (name: string): boolean => {
+  if (EXTRA.has(name)) return true
+  list ??= readFileSync(new URL('../../native-template/macros.txt', import.meta.url), 'utf8')
+  let lo = 0
+  let hi = list.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    const start = list.lastIndexOf('\n', mid - 1) + 1
+    const end = list.indexOf('\n', start)
+    const line = list.slice(start, end < 0 ? list.length : end)
+    if (line === name) return true
+    if (line < name) lo = end < 0 ? list.length : end + 1
+    else hi = start
+  }
+  return false
 }
 
 export type IdentifierProblem = {code: 'E204' | 'E205'; message: string; hint: string}

@@ -25,13 +25,15 @@ export interface SpecResult {
 }
 
 export const CORE_LOCKS = fileURLToPath(new URL('../../native-template/locks.yaml', import.meta.url))
-let core: SpecResult | undefined
+const core: {quick?: SpecResult; positioned?: SpecResult} = {}
 
-/** The core's own locks and operations (native-template/locks.yaml), checked once. */
-export function coreLockModel(): SpecResult {
-  // The full pass, for positions: detail lines cite the core's steps.
-  core ??= validateSpecFile(CORE_LOCKS, false, false)
-  return core
+/**
+ * The core's own locks and operations (native-template/locks.yaml), checked once. With
+ * positions when diagnostics may cite the core's steps (the full pass), which costs a parse.
+ */
+export function coreLockModel(positions = false): SpecResult {
+  if (positions) return (core.positioned ??= validateSpecFile(CORE_LOCKS, false, false))
+  return (core.quick ??= validateSpecFile(CORE_LOCKS, false))
 }
 
 /**
@@ -60,7 +62,7 @@ function quickPass(file: string, withCore: boolean): SpecResult | undefined {
     return undefined
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined
-  const checked = runChecks(new PlainSource(file, data), data as Record<string, unknown>, file, withCore)
+  const checked = runChecks(new PlainSource(file, data), data as Record<string, unknown>, file, withCore, false)
   return checked.diagnostics.length === 0 ? {file, spec: checked.spec, diagnostics: [], ok: true} : undefined
 }
 
@@ -69,16 +71,16 @@ function fullPass(file: string, withCore: boolean): SpecResult {
   if (!loaded.source) return {file, diagnostics: loaded.diagnostics, ok: false}
   const {source} = loaded
   const data = source.doc.toJS({maxAliasCount: 100}) as Record<string, unknown>
-  const checked = runChecks(source, data, file, withCore)
+  const checked = runChecks(source, data, file, withCore, true)
   const sorted = sortDiagnostics([...loaded.diagnostics, ...checked.diagnostics])
   return {file, spec: checked.spec, source, diagnostics: sorted, ok: !hasErrors(sorted)}
 }
 
-function runChecks(source: SourceView, data: Record<string, unknown>, file: string, withCore: boolean): {spec: Spec; diagnostics: Diagnostic[]} {
+function runChecks(source: SourceView, data: Record<string, unknown>, file: string, withCore: boolean, positions: boolean): {spec: Spec; diagnostics: Diagnostic[]} {
   const diagnostics = checkSchema(source, data)
   const built = buildSpec(source, data)
   const isCore = resolve(file) === CORE_LOCKS
-  const coreSpec = withCore && !isCore ? coreLockModel().spec : undefined
+  const coreSpec = withCore && !isCore ? coreLockModel(positions).spec : undefined
   const clashes = coreSpec ? coreNameClashes(built.spec, coreSpec) : []
   diagnostics.push(...built.diagnostics, ...checkSpec(built.spec, source, coreSpec), ...clashes)
   // With a name clash the two graphs cannot be merged; the clash is the report.

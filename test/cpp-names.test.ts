@@ -30,6 +30,8 @@ describe('the reserved macro list', () => {
     // The ones that broke a build, so an empty result cannot pass.
     for (const m of ['IGNORE', 'INFINITE', 'OPAQUE', 'SendMessage', 'errno', 'EAGAIN']) expect(fresh).toContain(m)
     const list = committed() as Set<string>
+    // validate binary-searches the list, so it must stay in code-unit order.
+    expect([...list].sort()).toEqual([...list])
     expect([...fresh].filter((m) => !list.has(m)), 'missing from native-template/macros.txt: run node scripts/cpp-macros.mjs').toEqual([])
     for (const [what, asType] of CLASSES) {
       expect([...fresh].filter((m) => identifierProblem(m, what, asType) === undefined), what).toEqual([])

@@ -190,6 +190,14 @@ operations:
     expect(validateSpecFile(spec).diagnostics.filter((d) => d.file !== spec)).toEqual([])
   })
 
+  it('a forbidden nesting with a core lock is reported at the call, and is no contradiction of the rule', () => {
+    const file = specAt('forbid-core.yaml', 'locks:\n  mine: {kind: mutex}\norder:\n  - mine !< socket\noperations:\n  send:\n    - lock: mine\n      then:\n        - call: postOnSocket\n')
+    const [d, ...rest] = validateSpecFile(file).diagnostics
+    expect(rest).toEqual([])
+    expect([d!.code, d!.file, d!.line, d!.col]).toEqual(['E418', file, 12, 17])
+    expect(d!.detail).toEqual(['in the native core: postOnSocket takes socket  [native-template/locks.yaml:32:13]'])
+  })
+
   it('ordering a core lock first cites the statement and the rule, not a statement nobody wrote', () => {
     const file = specAt('core-first.yaml', 'locks:\n  mine: {kind: mutex}\norder:\n  - socket < mine\noperations:\n  hold:\n    - lock: mine\n')
     const [d, ...rest] = validateSpecFile(file).diagnostics

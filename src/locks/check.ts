@@ -241,15 +241,20 @@ function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics
 function orderingDiagnostics(g: LockGraph, cyclic: ReadonlyMap<string, number>, problemEdges: Set<string>): {diagnostics: Diagnostic[]; ordered: Set<string>} {
   const out: Diagnostic[] = []
   // Reachability over the declared order only.
-  const next = new Map<string, string[]>()
-  for (const d of g.declared) next.set(d.from, [...(next.get(d.from) ?? []), d.to])
-  const reach = (from: string): Set<string> => {
-    const seen = new Set<string>()
-    const queue = [from]
-    while (queue.length > 0) for (const n of next.get(queue.shift()!) ?? []) if (!seen.has(n)) (seen.add(n), queue.push(n))
-    return seen
+  const closureOf = (declared: readonly DeclaredEdge[]) => {
+    const next = new Map<string, string[]>()
+    for (const d of declared) next.get(d.from)?.push(d.to) ?? next.set(d.from, [d.to])
+    const reach = (from: string): Set<string> => {
+      const seen = new Set<string>()
+      const queue = [from]
+      while (queue.length > 0) for (const n of next.get(queue.shift()!) ?? []) if (!seen.has(n)) (seen.add(n), queue.push(n))
+      return seen
+    }
+    return new Map([...g.locks.keys()].map((l) => [l, reach(l)]))
   }
-  const closure = new Map([...g.locks.keys()].map((l) => [l, reach(l)]))
+  const closure = closureOf(g.declared)
+  // A spec may forbid nesting its lock with a core lock: that only strengthens the rule.
+  const stated = g.declared.some((d) => d.rule) ? closureOf(g.declared.filter((d) => !d.rule)) : closure
   const placed = (w: UsedEdge) => place(g.home, w.takenAt, w)
   const inCore = (w: UsedEdge) => {
     const p = placed(w)
@@ -263,7 +268,7 @@ function orderingDiagnostics(g: LockGraph, cyclic: ReadonlyMap<string, number>, 
       const w = used
       out.push(diagnostic('E418', placed(w).at.file, placed(w).at, `${w.chain[0]} takes ${n.to} while holding ${n.from}${via(w.chain)}, which the order forbids (${n.from} !< ${n.to})`, `release ${n.from} before taking ${n.to} (forbidden at ${where(n.at)})`, inCore(w)))
     }
-    if (closure.get(n.from)?.has(n.to)) {
+    if (stated.get(n.from)?.has(n.to)) {
       out.push(diagnostic('E410', n.at.file, n.at, `the order both puts ${n.from} before ${n.to} and forbids it (${n.from} !< ${n.to})`, 'remove one of the two statements'))
     }
   }

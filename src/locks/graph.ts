@@ -77,7 +77,7 @@ interface StepInfo {
   step: Step
   op: number
   at: Loc
-  /** The body that lists this step: an operation (its index) or a lock step (ops + its id). */
+  /** The body that lists this step: an operation's (its index) or a lock step's section (after those). */
   body: number
 }
 

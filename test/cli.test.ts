@@ -1,5 +1,7 @@
 // The CLI as users and CI run it: exit codes, --json, --error-format github, help.
 import {spawnSync} from 'node:child_process'
+import {copyFileSync, existsSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -101,6 +103,46 @@ describe('usage errors exit 2', () => {
     const r = iocpgen(...args)
     expect(r.code).toBe(2)
     expect(r.stderr).toContain(text)
+  })
+})
+
+describe('--json keeps the exit codes and says why in a few lines', () => {
+  it.each([
+    [['validate', '--json'], 'Missing 1 required arg'],
+    [['validate', '--json', '--error-format', 'xml', 'a.yaml'], 'Expected --error-format=xml to be one of'],
+    [['validate', '--json', '--bogus', 'a.yaml'], 'Nonexistent flag: --bogus'],
+    [['locks', '--json'], 'Missing 1 required arg'],
+    [['new', '--json'], 'Missing 1 required arg'],
+    [['generate', '--json', '--dir', 'no-such-dir'], 'has no spec'],
+  ])('iocpgen %j exits 2 with a short JSON error', (args, text) => {
+    const r = iocpgen(...args)
+    expect(r.code).toBe(2)
+    expect(r.stdout.length).toBeLessThan(1000)
+    const out = JSON.parse(r.stdout)
+    expect(out).toEqual({ok: false, error: {message: expect.stringContaining(text), exit: 2}})
+  })
+
+  const enums = `${bad}/enums.yaml`
+  it('new --json on a bad spec exits 1 with the diagnostics', () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-cli-')), 'p')
+    const r = iocpgen('new', dir, '--spec', enums, '--no-install', '--json')
+    expect(r.code).toBe(1)
+    const out = JSON.parse(r.stdout)
+    expect(out.error).toEqual({message: `${enums} has errors; nothing was written`, exit: 1})
+    expect(out.diagnostics.map((d: {code: string; line: number; col: number}) => `${d.code} ${d.line}:${d.col}`)).toEqual(['E211 6:20', 'E211 6:28', 'E212 8:20'])
+  })
+
+  it('generate --json on a bad spec exits 1 with the diagnostics', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iocpgen-cli-'))
+    copyFileSync(join(root, enums), join(dir, 'spec.yaml'))
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({iocpgen: {spec: 'spec.yaml'}}))
+    const r = iocpgen('generate', '--dir', dir, '--json')
+    expect(r.code).toBe(1)
+    const out = JSON.parse(r.stdout)
+    expect(out.error).toEqual({message: 'spec.yaml has errors; nothing was written', exit: 1})
+    expect(out.diagnostics).toHaveLength(3)
+    expect(out.diagnostics[0]).toMatchObject({file: join(dir, 'spec.yaml'), line: 6, col: 20, code: 'E211'})
+    expect(existsSync(join(dir, 'src'))).toBe(false)
   })
 })
 

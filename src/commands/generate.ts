@@ -1,12 +1,13 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 
-import {Command, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {applyPlan, readManifest} from '../generate/plan.js'
 import {describePlan, prepare} from '../generate/workflow.js'
+import {BaseCommand, SpecError} from '../util/command.js'
 
-export default class Generate extends Command {
+export default class Generate extends BaseCommand {
   static override summary = 'Regenerate a project after its spec changed; your handlers are never overwritten.'
   static override description = `Rewrites src/generated/, native/generated/ and binding.gyp, adds a handler stub and a
 table entry for each new client message, deletes generated files the spec no longer needs,
@@ -37,7 +38,7 @@ changes, 2 usage error.`
     const prepared = prepare(dir, join(dir, specFile), specFile)
     if (!prepared.plan) {
       this.logToStderr(prepared.problems)
-      this.error(`${specFile} has errors; nothing was written`, {exit: 1})
+      throw new SpecError(`${specFile} has errors; nothing was written`, prepared.diagnostics ?? [])
     }
     const plan = prepared.plan
     const result = {changes: plan.actions.map((a) => ({kind: a.kind, path: a.path})), conflicts: plan.conflicts, orphans: plan.orphans, written: false}

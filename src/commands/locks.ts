@@ -1,14 +1,15 @@
 import {basename} from 'node:path'
 
-import {Args, Command, Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 
 import {formatText, makeReport} from '../diagnostics/format.js'
 import {checkLockGraph} from '../locks/check.js'
 import {emitLockRanks} from '../locks/ranks.js'
 import {type GraphFormat, type GraphView, renderGraph, viewOf} from '../locks/render.js'
 import {coreLockModel, lockGraphOf, validateSpecFile} from '../spec/validate.js'
+import {BaseCommand} from '../util/command.js'
 
-export default class Locks extends Command {
+export default class Locks extends BaseCommand {
   static override summary = 'Print the lock graph of a spec: which lock is taken while which is held, and by whom.'
   static override description = `Solid edges are taken by operations (labelled with them), dashed ones are only declared,
 red ones are on a deadlock cycle or break a forbidden order. Exit codes as for validate.`

@@ -2,12 +2,13 @@ import {spawn} from 'node:child_process'
 import {copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync} from 'node:fs'
 import {basename, join, relative, resolve} from 'node:path'
 
-import {Args, Command, Flags, ux} from '@oclif/core'
+import {Args, Flags, ux} from '@oclif/core'
 
 import {applyPlan} from '../generate/plan.js'
 import {describePlan, prepare} from '../generate/workflow.js'
+import {BaseCommand, SpecError} from '../util/command.js'
 
-export default class New extends Command {
+export default class New extends BaseCommand {
   static override summary = 'Create a server project from a spec: native core, typed handlers, codec and tests.'
   static override description = `Copies the spec into the project, writes every file, then installs dependencies and
 builds the native addon (skip with --no-install). Refuses a directory that is not empty
@@ -40,7 +41,7 @@ unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2
     const prepared = prepare(dir, flags.spec, specFile)
     if (!prepared.plan) {
       this.logToStderr(prepared.problems)
-      this.error(`${flags.spec} has errors; nothing was written`, {exit: 1})
+      throw new SpecError(`${flags.spec} has errors; nothing was written`, prepared.diagnostics ?? [])
     }
     const specTarget = join(dir, specFile)
     if (resolve(flags.spec) !== specTarget) copyFileSync(flags.spec, specTarget)

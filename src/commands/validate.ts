@@ -1,9 +1,10 @@
-import {Args, Command, Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 
 import {type ErrorFormat, formatGithub, formatText, makeReport, type Report} from '../diagnostics/format.js'
 import {validateSpecFile} from '../spec/validate.js'
+import {BaseCommand} from '../util/command.js'
 
-export default class Validate extends Command {
+export default class Validate extends BaseCommand {
   static override summary = 'Check protocol specs and report every problem with file:line:col, a code and a hint.'
   static override description = `Exit codes: 0 every spec is valid (warnings allowed), 1 a spec has errors, 2 usage error.
 Diagnostic codes are stable and listed in docs/diagnostics.md.`

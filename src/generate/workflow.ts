@@ -1,6 +1,7 @@
 // What `new` and `generate` share: validate the spec, render, plan, and say what happened.
 import {readFileSync} from 'node:fs'
 
+import type {Diagnostic} from '../diagnostics/diagnostic.js'
 import {formatText, makeReport} from '../diagnostics/format.js'
 import {validateSpecFile} from '../spec/validate.js'
 import {unifiedDiff} from './diff.js'
@@ -11,6 +12,8 @@ export interface Prepared {
   plan?: Plan
   /** Spec problems, formatted for people, when the spec is invalid. */
   problems?: string
+  /** The same problems as data, for --json. */
+  diagnostics?: Diagnostic[]
 }
 
 /** Validates `specPath` and plans the project in `dir`; `specFile` is the spec relative to dir. */
@@ -18,7 +21,7 @@ export function prepare(dir: string, specPath: string, specFile: string): Prepar
   const result = validateSpecFile(specPath)
   if (!result.ok || !result.spec) {
     const report = makeReport([{file: result.file, diagnostics: result.diagnostics}])
-    return {problems: formatText(report, {color: false, lineText: (_, l) => result.source?.lineText(l)})}
+    return {problems: formatText(report, {color: false, lineText: (_, l) => result.source?.lineText(l)}), diagnostics: result.diagnostics}
   }
   const specText = readFileSync(specPath, 'utf8')
   const files = renderProject({spec: result.spec, specText, specFile})

@@ -1,12 +1,34 @@
 // The deadlock check: walk problems, cycles with a lockdep-style witness, forbidden and
-// undeclared orderings.
+// undeclared orderings. Problems are placed in the spec being checked: one that happens
+// inside the native core is placed at the spec's call into the core, which is named in detail.
+import {relative, sep} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
 import {type Code} from '../diagnostics/codes.js'
 import {type Diagnostic, diagnostic} from '../diagnostics/diagnostic.js'
-import {type DeclaredEdge, edgeKey, type LockGraph, type Loc, type UsedEdge, type WalkProblem} from './graph.js'
+import {type DeclaredEdge, edgeKey, type LockGraph, type Loc, type Path, type UsedEdge, type WalkProblem} from './graph.js'
 
-const where = (l: Loc) => `${l.file}:${l.line}:${l.col}`
-const before = (a: Loc, b: Loc) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col
+// Files of this package (the core's locks.yaml) are shown relative to it, as in the repository.
+const PACKAGE = fileURLToPath(new URL('../../', import.meta.url))
+const shown = (file: string) => (file.startsWith(PACKAGE) ? relative(PACKAGE, file).split(sep).join('/') : file)
+const where = (l: Loc) => `${shown(l.file)}:${l.line}:${l.col}`
 const via = (chain: string[]) => (chain.length > 1 ? ` (via ${chain.join(' -> ')})` : '')
+
+/** Orders locations with the home spec's first, then by file and position. */
+const byPlace = (home: string) => (a: Loc, b: Loc) =>
+  Number(a.file !== home) - Number(b.file !== home) || a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col
+
+/**
+ * Where to report something that happens at `at` on `path`: there when it is in the home
+ * spec, else at the home spec's last call on the way, with the rest of the chain outside.
+ */
+function place(home: string, at: Loc, path: Path): {at: Loc; outside?: string[]} {
+  if (at.file === home) return {at}
+  for (let i = path.calls.length - 1; i >= 0; i--) {
+    if (path.calls[i]!.file === home) return {at: path.calls[i]!, outside: path.chain.slice(i + 1)}
+  }
+  return {at}
+}
 
 export interface LockCheck {
   diagnostics: Diagnostic[]
@@ -20,21 +42,23 @@ export function checkLockGraph(g: LockGraph): LockCheck {
   const problemEdges = new Set<string>()
   const cycles = cycleDiagnostics(g, problemEdges)
   const ordering = orderingDiagnostics(g, cycles.cyclic, problemEdges)
-  return {diagnostics: [...walkDiagnostics(g.problems), ...cycles.diagnostics, ...ordering.diagnostics], problemEdges, ordered: ordering.ordered}
+  return {diagnostics: [...walkDiagnostics(g), ...cycles.diagnostics, ...ordering.diagnostics], problemEdges, ordered: ordering.ordered}
 }
 
-function walkDiagnostics(problems: readonly WalkProblem[]): Diagnostic[] {
-  // One report per step: a step reached from several operations is reported from the
-  // first (operations are walked in file order), with what it holds there.
+/** What a step outside the home spec does, for the detail line naming it. */
+const deed = (p: WalkProblem) => (p.kind === 'js' ? 'calls into JavaScript' : p.kind === 'wait' ? 'blocks on a completion' : `takes ${p.lock}`)
+
+function walkDiagnostics(g: LockGraph): Diagnostic[] {
+  // One report per step: the walk gives each step's best witness, home spec first.
   const out = new Map<string, Diagnostic>()
-  for (const p of problems) {
-    // A cycle of calls is one problem, whichever operation it is entered from.
-    const key = p.kind === 'recursion' ? `recursion|${[...new Set(p.chain.slice(p.chain.indexOf(p.chain.at(-1)!)))].sort().join(',')}` : `${p.kind}|${where(p.at)}`
+  for (const p of g.problems) {
+    const key = `${p.kind}|${where(p.at)}`
     if (out.has(key)) continue
     const held = p.held.at(-1)!
     const heldText = p.held.map((h) => `${h.lock} (taken at ${where(h.at)})`).join(', ')
-    const d = (code: Code, message: string, hint: string) =>
-      out.set(key, diagnostic(code, p.at.file, p.at, message, hint))
+    const placed = place(g.home, p.at, p)
+    const detail = placed.outside ? [`in the native core: ${placed.outside.join(' -> ')} ${deed(p)}  [${where(p.at)}]`] : undefined
+    const d = (code: Code, message: string, hint: string) => out.set(key, diagnostic(code, placed.at.file, placed.at, message, hint, detail))
     switch (p.kind) {
       case 'self':
         d('E412', `${p.chain[0]} takes ${p.lock} while already holding it${via(p.chain)}: it waits for itself forever`, `locks are not recursive; do not take ${p.lock} again inside the section it guards (held since ${where(held.at)})`)
@@ -66,19 +90,32 @@ type Edge = {kind: 'used'; witness: UsedEdge} | {kind: 'declared'; witness: Decl
 
 function edgesOf(g: LockGraph): Map<string, Map<string, Edge>> {
   const adj = new Map<string, Map<string, Edge>>()
+  const before = byPlace(g.home)
+  // Prefer a used edge as witness (it is what can deadlock), then a statement over a rule,
+  // then the earliest.
+  const weight = (e: Edge) => (e.kind === 'used' ? 0 : e.witness.rule ? 2 : 1)
   const add = (from: string, to: string, e: Edge) => {
     const m = adj.get(from) ?? new Map<string, Edge>()
     const prev = m.get(to)
-    // Prefer a used edge as witness (it is what can deadlock), the earliest in the file.
-    if (!prev || (prev.kind === 'declared' && e.kind === 'used') || (prev.kind === e.kind && before(pos(e), pos(prev)) < 0)) m.set(to, e)
+    if (!prev || weight(e) - weight(prev) < 0 || (weight(e) === weight(prev) && before(pos(g, e), pos(g, prev)) < 0)) m.set(to, e)
     adj.set(from, m)
   }
   for (const d of g.declared) add(d.from, d.to, {kind: 'declared', witness: d})
-  for (const list of g.used.values()) for (const u of list) add(u.from, u.to, {kind: 'used', witness: u})
+  for (const u of g.used.values()) add(u.from, u.to, {kind: 'used', witness: u})
   return adj
 }
 
-const pos = (e: Edge): Loc => (e.kind === 'used' ? e.witness.takenAt : e.witness.at)
+/** Where an edge is reported: a used edge in the home spec, at the call into the core if need be. */
+const pos = (g: LockGraph, e: Edge): Loc => (e.kind === 'used' ? place(g.home, e.witness.takenAt, e.witness).at : e.witness.at)
+
+/** One line of a cycle's witness. */
+function line(g: LockGraph, e: Edge): string {
+  if (e.kind === 'declared') return `${e.witness.rule ?? `the order declares ${e.witness.from} < ${e.witness.to}`}  [${where(e.witness.at)}]`
+  const w = e.witness
+  const placed = place(g.home, w.takenAt, w)
+  const inside = placed.outside ? `; in the native core: ${placed.outside.join(' -> ')}, ${where(w.takenAt)}` : ''
+  return `${w.chain[0]} takes ${w.to} while holding ${w.from}${via(w.chain)}  [${where(placed.at)}${inside}]`
+}
 
 /** Strongly connected components (Tarjan), in a stable order. */
 function components(nodes: string[], adj: Map<string, Map<string, Edge>>): string[][] {
@@ -147,6 +184,7 @@ function shortestCycle(comp: string[], adj: Map<string, Map<string, Edge>>): str
 /** Cycle reports, and the set of locks on a cycle (their orderings are already reported). */
 function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics: Diagnostic[]; cyclic: Map<string, number>} {
   const adj = edgesOf(g)
+  const before = byPlace(g.home)
   const out: Diagnostic[] = []
   const cyclic = new Map<string, number>()
   for (const [n, comp] of components([...g.locks.keys()], adj).entries()) {
@@ -154,20 +192,16 @@ function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics
     for (const l of comp) cyclic.set(l, n)
     let cycle = shortestCycle(comp, adj)
     const edge = (i: number) => adj.get(cycle[i]!)!.get(cycle[(i + 1) % cycle.length]!)!
-    // Start the report at the earliest used edge: that is where the user will look.
-    const usedAt = cycle.map((_, i) => i).filter((i) => edge(i).kind === 'used')
-    if (usedAt.length > 0) {
-      const first = usedAt.reduce((a, b) => (before(pos(edge(b)), pos(edge(a))) < 0 ? b : a))
-      cycle = [...cycle.slice(first), ...cycle.slice(0, first)]
-    }
+    // Start the report at the earliest used edge (else the earliest statement) in the spec:
+    // that is where the user will look.
+    const starts = cycle.map((_, i) => i).filter((i) => edge(i).kind === 'used' || !cycle.some((_, j) => edge(j).kind === 'used'))
+    const statements = starts.filter((i) => !(edge(i).kind === 'declared' && (edge(i).witness as DeclaredEdge).rule))
+    const start = (statements.length > 0 ? statements : starts).reduce((a, b) => (before(pos(g, edge(b)), pos(g, edge(a))) < 0 ? b : a))
+    cycle = [...cycle.slice(start), ...cycle.slice(0, start)]
     const edges = cycle.map((_, i) => edge(i))
     const names = [...cycle, cycle[0]!]
     for (let i = 0; i < cycle.length; i++) problemEdges.add(edgeKey(names[i]!, names[i + 1]!))
-    const lines = edges.map((e) =>
-      e.kind === 'used'
-        ? `${e.witness.chain[0]} takes ${e.witness.to} while holding ${e.witness.from}${via(e.witness.chain)}  [${where(e.witness.takenAt)}]`
-        : `the order declares ${e.witness.from} < ${e.witness.to}  [${where(e.witness.at)}]`,
-    )
+    const lines = edges.map((e) => line(g, e))
     const a = cycle[0]!
     const b = cycle[1]!
     const detail = [
@@ -188,15 +222,18 @@ function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics
       ' *** DEADLOCK ***',
     ]
     const first = edges[0]!
+    const at = pos(g, first)
     if (edges.every((e) => e.kind === 'declared')) {
-      out.push(diagnostic('E410', pos(first).file, pos(first), `the declared order is a cycle: ${names.join(' < ')}`, 'an order cannot put a lock before itself; remove one of these statements', lines))
+      const rule = edges.some((e) => e.kind === 'declared' && e.witness.rule)
+      const hint = rule ? "the core's locks come after every lock of the spec; remove the statement that puts a core lock first" : 'an order cannot put a lock before itself; remove one of these statements'
+      out.push(diagnostic('E410', at.file, at, `the declared order is a cycle: ${names.join(' < ')}`, hint, lines))
       continue
     }
     const declared = edges.find((e) => e.kind === 'declared')
     const hint = declared
       ? `the declared order says ${declared.witness.from} < ${declared.witness.to}; change the operation to take ${declared.witness.from} first, or release ${first.witness.from} before taking ${first.witness.to}`
       : `choose one order for ${[...new Set(cycle)].join(', ')}, declare it under order:, and change the operations that take them the other way`
-    out.push(diagnostic('E411', pos(first).file, pos(first), `possible deadlock: ${names.join(' -> ')}`, hint, detail))
+    out.push(diagnostic('E411', at.file, at, `possible deadlock: ${names.join(' -> ')}`, hint, detail))
   }
   return {diagnostics: out, cyclic}
 }
@@ -204,36 +241,44 @@ function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics
 function orderingDiagnostics(g: LockGraph, cyclic: ReadonlyMap<string, number>, problemEdges: Set<string>): {diagnostics: Diagnostic[]; ordered: Set<string>} {
   const out: Diagnostic[] = []
   // Reachability over the declared order only.
-  const next = new Map<string, string[]>()
-  for (const d of g.declared) next.set(d.from, [...(next.get(d.from) ?? []), d.to])
-  const reach = (from: string): Set<string> => {
-    const seen = new Set<string>()
-    const queue = [from]
-    while (queue.length > 0) for (const n of next.get(queue.shift()!) ?? []) if (!seen.has(n)) (seen.add(n), queue.push(n))
-    return seen
+  const closureOf = (declared: readonly DeclaredEdge[]) => {
+    const next = new Map<string, string[]>()
+    for (const d of declared) next.get(d.from)?.push(d.to) ?? next.set(d.from, [d.to])
+    const reach = (from: string): Set<string> => {
+      const seen = new Set<string>()
+      const queue = [from]
+      while (queue.length > 0) for (const n of next.get(queue.shift()!) ?? []) if (!seen.has(n)) (seen.add(n), queue.push(n))
+      return seen
+    }
+    return new Map([...g.locks.keys()].map((l) => [l, reach(l)]))
   }
-  const closure = new Map([...g.locks.keys()].map((l) => [l, reach(l)]))
-  const firstWitness = (list: UsedEdge[]) => [...list].sort((x, y) => before(x.takenAt, y.takenAt) || x.chain.length - y.chain.length)[0]!
+  const closure = closureOf(g.declared)
+  // A spec may forbid nesting its lock with a core lock: that only strengthens the rule.
+  const stated = g.declared.some((d) => d.rule) ? closureOf(g.declared.filter((d) => !d.rule)) : closure
+  const placed = (w: UsedEdge) => place(g.home, w.takenAt, w)
+  const inCore = (w: UsedEdge) => {
+    const p = placed(w)
+    return p.outside ? [`in the native core: ${p.outside.join(' -> ')} takes ${w.to}  [${where(w.takenAt)}]`] : undefined
+  }
 
   for (const n of g.never) {
     const used = g.used.get(edgeKey(n.from, n.to))
     if (used) {
       problemEdges.add(edgeKey(n.from, n.to))
-      const w = firstWitness(used)
-      out.push(diagnostic('E418', w.takenAt.file, w.takenAt, `${w.chain[0]} takes ${n.to} while holding ${n.from}${via(w.chain)}, which the order forbids (${n.from} !< ${n.to})`, `release ${n.from} before taking ${n.to} (forbidden at ${where(n.at)})`))
+      const w = used
+      out.push(diagnostic('E418', placed(w).at.file, placed(w).at, `${w.chain[0]} takes ${n.to} while holding ${n.from}${via(w.chain)}, which the order forbids (${n.from} !< ${n.to})`, `release ${n.from} before taking ${n.to} (forbidden at ${where(n.at)})`, inCore(w)))
     }
-    if (closure.get(n.from)?.has(n.to)) {
+    if (stated.get(n.from)?.has(n.to)) {
       out.push(diagnostic('E410', n.at.file, n.at, `the order both puts ${n.from} before ${n.to} and forbids it (${n.from} !< ${n.to})`, 'remove one of the two statements'))
     }
   }
-  for (const list of g.used.values()) {
-    const w = firstWitness(list)
+  for (const w of g.used.values()) {
     const declared = closure.get(w.from)?.has(w.to)
     const reversed = closure.get(w.to)?.has(w.from) || g.used.has(edgeKey(w.to, w.from))
     const forbidden = g.never.some((n) => n.from === w.from && n.to === w.to)
     const inCycle = cyclic.has(w.from) && cyclic.get(w.from) === cyclic.get(w.to)
     if (!declared && !reversed && !forbidden && !inCycle) {
-      out.push(diagnostic('W005', w.takenAt.file, w.takenAt, `${w.chain[0]} takes ${w.to} while holding ${w.from}${via(w.chain)}, an order the spec does not declare`, `add "${w.from} < ${w.to}" to order, so later changes are checked against it`))
+      out.push(diagnostic('W005', placed(w).at.file, placed(w).at, `${w.chain[0]} takes ${w.to} while holding ${w.from}${via(w.chain)}, an order the spec does not declare`, `add "${w.from} < ${w.to}" to order, so later changes are checked against it`, inCore(w)))
     }
   }
   const ordered = new Set([...closure].flatMap(([from, tos]) => [...tos].map((to) => edgeKey(from, to))))

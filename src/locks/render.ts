@@ -29,12 +29,7 @@ export function viewOf(g: LockGraph, check: Pick<LockCheck, 'problemEdges' | 'or
     return e
   }
   for (const d of g.declared) edge(d.from, d.to)
-  for (const list of g.used.values()) {
-    for (const u of list) {
-      const e = edge(u.from, u.to)
-      if (!e.operations.includes(u.chain[0]!)) e.operations.push(u.chain[0]!)
-    }
-  }
+  for (const u of g.used.values()) edge(u.from, u.to).operations.push(...u.operations)
   const locks = [...g.locks.values()].map((l) => ({name: l.name, kind: l.kind, leaf: l.leaf, perInstance: l.perInstance, nestById: l.nestById, file: l.file, line: l.at.line}))
   const sorted = [...edges.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to))
   for (const e of sorted) e.operations.sort()

@@ -22,12 +22,15 @@ export interface SpecResult {
 }
 
 export const CORE_LOCKS = fileURLToPath(new URL('../../native-template/locks.yaml', import.meta.url))
-let core: SpecResult | undefined
+const core: {quick?: SpecResult; positioned?: SpecResult} = {}
 
-/** The core's own locks and operations (native-template/locks.yaml), checked once. */
-export function coreLockModel(): SpecResult {
-  core ??= validateSpecFile(CORE_LOCKS, false)
-  return core
+/**
+ * The core's own locks and operations (native-template/locks.yaml), checked once. With
+ * positions when diagnostics may cite the core's steps (the full pass), which costs a parse.
+ */
+export function coreLockModel(positions = false): SpecResult {
+  if (positions) return (core.positioned ??= validateSpecFile(CORE_LOCKS, false, false))
+  return (core.quick ??= validateSpecFile(CORE_LOCKS, false))
 }
 
 /**
@@ -63,7 +66,7 @@ export function quickCheck(file: string, withCore = true): SpecResult | undefine
 function quickPass(file: string, text: string, withCore: boolean): SpecResult | undefined {
   const data = quickParse(text)
   if (!data) return undefined
-  const checked = runChecks(new PlainSource(file, data), data, file, withCore)
+  const checked = runChecks(new PlainSource(file, data), data, file, withCore, false)
   return checked.diagnostics.length === 0 ? {file, spec: checked.spec, diagnostics: [], ok: true} : undefined
 }
 
@@ -72,16 +75,16 @@ function fullPass(file: string, text: string, withCore: boolean): SpecResult {
   if (!loaded.source) return {file, diagnostics: loaded.diagnostics, ok: false}
   const {source} = loaded
   const data = toData(source.doc.contents) as Record<string, unknown>
-  const checked = runChecks(source, data, file, withCore)
+  const checked = runChecks(source, data, file, withCore, true)
   const sorted = sortDiagnostics([...loaded.diagnostics, ...checked.diagnostics])
   return {file, spec: checked.spec, source, diagnostics: sorted, ok: !hasErrors(sorted)}
 }
 
-function runChecks(source: SourceView, data: Record<string, unknown>, file: string, withCore: boolean): {spec: Spec; diagnostics: Diagnostic[]} {
+function runChecks(source: SourceView, data: Record<string, unknown>, file: string, withCore: boolean, positions: boolean): {spec: Spec; diagnostics: Diagnostic[]} {
   const diagnostics = checkSchema(source, data)
   const built = buildSpec(source, data)
   const isCore = resolve(file) === CORE_LOCKS
-  const coreSpec = withCore && !isCore ? coreLockModel().spec : undefined
+  const coreSpec = withCore && !isCore ? coreLockModel(positions).spec : undefined
   const clashes = coreSpec ? coreNameClashes(built.spec, coreSpec) : []
   diagnostics.push(...built.diagnostics, ...checkSpec(built.spec, source, coreSpec), ...clashes)
   // With a name clash the two graphs cannot be merged; the clash is the report.
@@ -97,7 +100,11 @@ function runChecks(source: SourceView, data: Record<string, unknown>, file: stri
 export function lockGraphOf(spec: Spec, coreSpec?: Spec): LockGraph {
   const graph = buildLockGraph(coreSpec ? [coreSpec, spec] : [spec])
   for (const u of spec.locks) {
-    for (const c of coreSpec?.locks ?? []) graph.declared.push({from: u.name, to: c.name, at: {file: coreSpec!.file, ...c.at}})
+    for (const c of coreSpec?.locks ?? []) {
+      // Not a statement of either file: say it is the rule, and cite the spec's lock.
+      const rule = `${u.name} is a lock of the spec and ${c.name} one of the core, which never takes a spec lock, so ${u.name} comes first`
+      graph.declared.push({from: u.name, to: c.name, at: {file: spec.file, ...u.at}, rule})
+    }
   }
   return graph
 }

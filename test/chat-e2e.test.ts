@@ -27,7 +27,7 @@ const targets: Target[] = [
   {
     name: 'linux',
     async prepare() {
-      const dir = prepareCopy(true)
+      const dir = await prepareCopy(true)
       codec = await loadCodec(dir)
       return dir
     },
@@ -37,8 +37,8 @@ const targets: Target[] = [
     name: 'windows (IOCP, under Wine)',
     missing: windowsToolsMissing(),
     async prepare() {
-      const dir = prepareCopy(false)
-      crossBuildAddon(dir)
+      const dir = await prepareCopy(false)
+      await crossBuildAddon(dir)
       codec = await loadCodec(dir)
       return dir
     },

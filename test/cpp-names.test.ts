@@ -1,7 +1,7 @@
 // Spec names the preprocessor would rewrite: the reserved list must cover every macro in scope
 // of the generated C++, validate must refuse them in every class, and a project using every
 // class of name must compile for Windows (mingw-w64) and Linux. Without mingw these fail.
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -12,6 +12,7 @@ import {addonFlags, committed, macroNames, WIN_CXX, writeProject} from '../scrip
 import {renderProject} from '../src/generate/project.js'
 import {identifierProblem} from '../src/spec/identifiers.js'
 import {validateSpecFile} from '../src/spec/validate.js'
+import {run} from './support/run.js'
 
 const root = join(import.meta.dirname, '..')
 
@@ -59,24 +60,11 @@ describe('validate refuses a macro name in every class', () => {
   })
 })
 
-function run(cmd: string, args: string[], input: string, cwd: string): Promise<{status: number | null; stderr: string; error?: Error}> {
-  return new Promise((done) => {
-    const child = spawn(cmd, args, {cwd})
-    let stderr = ''
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', (error) => done({status: null, stderr, error}))
-    child.on('close', (status) => done({status, stderr}))
-    child.stdin.end(input)
-  })
-}
-
 describe('a project using every class of name compiles', () => {
   const spec = join(root, 'test', 'fixtures', 'cpp', 'every-name.yaml')
   const windows = ['winsock2.h', 'ws2tcpip.h', 'windows.h', 'mswsock.h'].map((h) => `#include <${h}>\n`).join('')
-  // Asynchronous: a compile of all of <windows.h> can outlast vitest's RPC timeout on a busy
-  // machine, and a blocked worker cannot answer it.
   const compile = async (cxx: string, flags: string[], source: string, cwd: string) => {
-    const r = await run(cxx, [...flags, '-fsyntax-only', '-x', 'c++', '-'], source, cwd)
+    const r = await run(cxx, [...flags, '-fsyntax-only', '-x', 'c++', '-'], {input: source, cwd})
     expect(r.error, `${cxx} is needed (Debian: g++-mingw-w64-x86-64-posix)`).toBeUndefined()
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)

@@ -1,6 +1,6 @@
 // End to end: generate a project, install and build it (native addon included), start the
 // server, and exchange every message type with real TCP clients.
-import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
+import {type ChildProcess, spawn} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {connect, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -8,6 +8,8 @@ import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {run, runOrThrow} from './support/run.js'
 
 const root = join(import.meta.dirname, '..')
 const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-e2e-')), 'roundtrip')
@@ -20,14 +22,9 @@ let codecs: Record<string, Codec>
 let Writer: new () => {beginFrame(t: number): number; endFrame(s: number, max: number): void; view(): Buffer}
 let Reader: new (b: Buffer, s?: number, e?: number) => {done(): void}
 
-const sh = (cmd: string, args: string[]) => {
-  const r = spawnSync(cmd, args, {cwd: dir, encoding: 'utf8'})
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`)
-  return r.stdout
-}
 
 beforeAll(async () => {
-  const made = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml')], {encoding: 'utf8'})
+  const made = await run(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml')])
   expect(made.status, made.stderr + made.stdout).toBe(0)
   // Handlers that send every message straight back.
   writeFileSync(join(dir, 'src/handlers/index.ts'), `import type {Handlers} from '../generated/handlers.js'
@@ -62,7 +59,7 @@ console.log(\`e2e listening on port \${port} (\${backend})\`)
 process.stdin.on('data', () => console.log('stats ' + JSON.stringify(server.stats())))
 process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
 `)
-  sh('npm', ['run', 'build:ts'])
+  await runOrThrow('npm', ['run', 'build:ts'], {cwd: dir})
   const gen = (p: string) => import(pathToFileURL(join(dir, 'dist/src/generated', p)).href)
   codecs = (await gen('protocol.js')).codecs
   ;({Writer, Reader} = await gen('runtime/wire.js'))

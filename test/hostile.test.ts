@@ -78,7 +78,7 @@ function editSpec(project: string): void {
 }
 
 beforeAll(async () => {
-  dir = prepareCopy(true, editSpec)
+  dir = await prepareCopy(true, editSpec)
   codec = await loadCodec(dir)
   const result = validateSpecFile(join(dir, 'chat.yaml'))
   if (!result.ok || !result.spec) throw new Error(`the test spec does not validate: ${JSON.stringify(result.diagnostics)}`)

@@ -1,12 +1,13 @@
 // Shared by the suites that run the chat example: copy and build it, start its server, read
 // its stats file, and talk to it with a small framed client.
-import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
+import {type ChildProcess, spawn} from 'node:child_process'
 import {cpSync, mkdtempSync} from 'node:fs'
 import {connect, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
+import {runOrThrow} from './run.js'
 import {readIfExists} from './windows.js'
 
 export const root = join(import.meta.dirname, '..', '..')
@@ -60,13 +61,12 @@ export interface ChatCodec {
  * A copy of examples/chat with its dependencies and TypeScript built. `edit` runs on the
  * copy before anything is installed (to change its spec and regenerate, say).
  */
-export function prepareCopy(installScripts: boolean, edit?: (dir: string) => void): string {
+export async function prepareCopy(installScripts: boolean, edit?: (dir: string) => void): Promise<string> {
   const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-chat-')), 'chat')
   cpSync(join(root, 'examples', 'chat'), dir, {recursive: true, filter: (src) => !/node_modules|[/\\](build|dist)$/.test(src)})
   edit?.(dir)
   for (const args of [['install', '--no-audit', '--no-fund', '--prefer-offline', ...(installScripts ? [] : ['--ignore-scripts'])], ['run', 'build:ts']]) {
-    const r = spawnSync('npm', args, {cwd: dir, encoding: 'utf8'})
-    if (r.status !== 0) throw new Error(`npm ${args.join(' ')}: ${r.stdout}\n${r.stderr}`)
+    await runOrThrow('npm', args, {cwd: dir})
   }
   return dir
 }

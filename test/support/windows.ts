@@ -5,6 +5,8 @@ import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {runOrThrow} from './run.js'
+
 const root = join(import.meta.dirname, '..', '..')
 const cache = join(root, '.cache')
 const CXX = 'x86_64-w64-mingw32-g++-posix'
@@ -34,20 +36,20 @@ export function windowsNode(): string {
 }
 
 /** Cross-builds the project's addon to build/Release/iocpgen.node (a Windows DLL). */
-export function crossBuildAddon(project: string): void {
+export async function crossBuildAddon(project: string): Promise<void> {
   const headers = join(root, 'node_modules', 'node-api-headers')
   const addonApi = join(project, 'node_modules', 'node-addon-api')
   const out = join(project, 'build', 'win')
   mkdirSync(out, {recursive: true})
   mkdirSync(join(project, 'build', 'Release'), {recursive: true})
-  execFileSync(DLLTOOL, ['-d', join(headers, 'def', 'node_api.def'), '-l', join(out, 'libnode.a'), '-D', 'node.exe'])
+  await runOrThrow(DLLTOOL, ['-d', join(headers, 'def', 'node_api.def'), '-l', join(out, 'libnode.a'), '-D', 'node.exe'])
   const core = ['engine', 'engine_keeper', 'frame', 'port', 'backend_iocp'].map((f) => `native/generated/core/${f}.cpp`)
-  execFileSync(CXX, [
+  await runOrThrow(CXX, [
     '-std=c++17', '-O2', '-shared', '-o', 'build/Release/iocpgen.node', 'native/generated/addon.cpp', ...core,
     `-I${join(headers, 'include')}`, `-I${addonApi}`, '-Inative/generated/core', '-Inative/generated',
     '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-D_WIN32_WINNT=0x0601', '-DWINVER=0x0601', '-DWIN32_LEAN_AND_MEAN', '-DNOMINMAX',
     join(out, 'libnode.a'), '-static', '-static-libgcc', '-static-libstdc++', '-lws2_32', '-lmswsock',
-  ], {cwd: project, stdio: 'pipe'})
+  ], {cwd: project})
 }
 
 export const wineEnv = () => ({

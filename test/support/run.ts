@@ -1,0 +1,32 @@
+// Runs a command without blocking the test worker. Builds (npm install compiling the addon,
+// mingw over <windows.h>) can take minutes on a busy machine; a worker blocked that long in
+// spawnSync cannot answer vitest's RPC, and the run fails with a timeout error.
+import {spawn} from 'node:child_process'
+
+export interface RunResult {
+  status: number | null
+  stdout: string
+  stderr: string
+  /** Set when the command could not be started (e.g. it is not installed). */
+  error?: Error
+}
+
+export function run(cmd: string, args: string[], options: {cwd?: string; input?: string; env?: NodeJS.ProcessEnv} = {}): Promise<RunResult> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, {cwd: options.cwd, env: options.env})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', (error) => done({status: null, stdout, stderr, error}))
+    child.on('close', (status) => done({status, stdout, stderr}))
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+/** Like run, but a failure throws with the command's output. */
+export async function runOrThrow(cmd: string, args: string[], options: {cwd?: string; input?: string; env?: NodeJS.ProcessEnv} = {}): Promise<string> {
+  const r = await run(cmd, args, options)
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed${r.error ? `: ${r.error.message}` : ''}\n${r.stdout}\n${r.stderr}`)
+  return r.stdout
+}

@@ -1,5 +1,6 @@
 // Little-endian Reader and Writer for the wire format. Every read is bounds-checked: a
 // malformed payload throws DecodeError, and the server closes that one connection.
+import {isUtf8} from 'node:buffer'
 
 export class DecodeError extends Error {
   override name = 'DecodeError'
@@ -85,7 +86,13 @@ export class Reader {
   string(max: number, prefix: number): string {
     const n = this.length(max, prefix)
     const at = this.take(n)
-    return this.buf.toString('utf8', at, at + n)
+    const s = this.buf.toString('utf8', at, at + n)
+    // The decoder turns each invalid sequence into U+FFFD, so a string without one was valid.
+    // With one, only the strict check tells a sent U+FFFD from a replaced byte. Checking every
+    // string strictly would double the cost of a short one; includes() on a string of
+    // one-byte characters returns at once.
+    if (s.includes('\uFFFD') && !isUtf8(this.buf.subarray(at, at + n))) throw new DecodeError(`string of ${n} bytes is not valid UTF-8`)
+    return s
   }
 
   /** A copy, so the payload may outlive the batch buffer it came in. */

@@ -49,11 +49,15 @@ describe('Writer', () => {
     expect(w.length).toBe(10)
   })
 
-  it('refuses strings, bytes and arrays over their bound', () => {
+  it('refuses strings, bytes and arrays over their bound, counting in the right unit', () => {
     const w = new Writer()
-    expect(() => w.string('ééé', 5, 2)).toThrow(EncodeError) // 6 bytes of UTF-8
+    expect(() => w.string('ééé', 5, 2)).toThrow(EncodeError)
+    expect(() => w.string('ééé', 5, 2)).toThrow('6 bytes of UTF-8 is over the bound 5')
     expect(() => w.bytes(new Uint8Array(9), 8, 2)).toThrow(EncodeError)
+    expect(() => w.bytes(new Uint8Array(9), 8, 2)).toThrow('9 bytes is over the bound 8')
     expect(() => w.count(3, 2, 2)).toThrow(EncodeError)
+    expect(() => w.count(3, 2, 2)).toThrow('3 items is over the bound 2')
+    expect(w.length).toBe(0)
   })
 
   it('writes every integer type little-endian at its limits', () => {
@@ -75,12 +79,15 @@ describe('Writer', () => {
 describe('Reader', () => {
   it('refuses a payload that ends early, a length over the bound, a bad bool, leftovers', () => {
     expect(() => new Reader(Buffer.from([1, 2, 3])).u32()).toThrow(DecodeError)
-    expect(() => new Reader(Buffer.from([9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])).string(8, 2)).toThrow(/over the bound 8/)
+    expect(() => new Reader(Buffer.from([9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])).string(8, 2)).toThrow('9 bytes is over the bound 8')
+    expect(() => new Reader(Buffer.from([9, 0])).bytes(8, 2)).toThrow('9 bytes is over the bound 8')
+    expect(() => new Reader(Buffer.from([3, 0])).array(2, 2, () => 0)).toThrow('3 items is over the bound 2')
+    expect(() => new Reader(Buffer.from([1, 0])).string(8, 2)).toThrow('payload ends 1 byte early')
     expect(() => new Reader(Buffer.from([2])).bool()).toThrow(DecodeError)
     expect(() => new Reader(Buffer.from([5, 0, 0, 0, 1, 2])).bytes(10, 4)).toThrow(/ends 3 bytes early/)
     const r = new Reader(Buffer.from([1, 2]))
     r.u8()
-    expect(() => r.done()).toThrow(/1 bytes left over/)
+    expect(() => r.done()).toThrow('1 byte left over')
   })
 
   it('reads only its window of a larger buffer', () => {
@@ -92,7 +99,7 @@ describe('Reader', () => {
 
   it('checks enum values', () => {
     const r = new Reader(Buffer.from([3]))
-    expect(() => r.oneOf(r.u8(), new Set([0, 1]), 'Color')).toThrow('3 is not a Color')
+    expect(() => r.oneOf(r.u8(), new Set([0, 1]), 'AckStatus')).toThrow('3 is not a value of AckStatus')
   })
 })
 

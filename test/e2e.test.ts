@@ -1,6 +1,6 @@
 // End to end: generate a project, install and build it (native addon included), start the
 // server, and exchange every message type with real TCP clients.
-import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
+import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {connect, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -20,15 +20,16 @@ let codecs: Record<string, Codec>
 let Writer: new () => {beginFrame(t: number): number; endFrame(s: number, max: number): void; view(): Buffer}
 let Reader: new (b: Buffer, s?: number, e?: number) => {done(): void}
 
-const sh = (cmd: string, args: string[]) => {
-  const r = spawnSync(cmd, args, {cwd: dir, encoding: 'utf8'})
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`)
-  return r.stdout
-}
+// Asynchronous: a worker blocked for minutes in spawnSync misses vitest's RPC deadline.
+const sh = (cmd: string, args: string[], cwd = dir) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(cmd, args, {cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024}, (error, stdout, stderr) =>
+      error ? reject(new Error(`${cmd} ${args.join(' ')} failed:\n${stdout}\n${stderr}`)) : resolve(stdout),
+    ),
+  )
 
 beforeAll(async () => {
-  const made = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml')], {encoding: 'utf8'})
-  expect(made.status, made.stderr + made.stdout).toBe(0)
+  await sh(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml')], root)
   // Faults the Fault message arms: which user code throws next.
   writeFileSync(join(dir, 'src/faults.ts'), `export const faults = {open: 0, state: 0, close: new WeakSet<object>()}
 `)
@@ -101,7 +102,7 @@ console.log(\`e2e listening on port \${port} (\${backend})\`)
 process.stdin.on('data', () => console.log('stats ' + JSON.stringify(server.stats())))
 process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
 `)
-  sh('npm', ['run', 'build:ts'])
+  await sh('npm', ['run', 'build:ts'])
   const gen = (p: string) => import(pathToFileURL(join(dir, 'dist/src/generated', p)).href)
   codecs = (await gen('protocol.js')).codecs
   ;({Writer, Reader} = await gen('runtime/wire.js'))

@@ -66,7 +66,8 @@ export const handlers: Handlers = {
     session.send('Done', {seq: message.seq})
   },
   // 1: reply, then throw. 2: reply later, then reject. 3: this session's close listener
-  // throws. 4: the next open listener throws. 5: the next initialState() throws.
+  // throws. 4: the next open listener throws. 5: the next initialState() throws. 6: throw a
+  // value that cannot even be turned into a string.
   Fault: (session, message) => {
     if (message.kind === 1) {
       session.send('Done', {seq: message.seq})
@@ -79,6 +80,7 @@ export const handlers: Handlers = {
         throw new Error('async fault')
       })()
     }
+    if (message.kind === 6) throw {toString: () => { throw new Error('not even a string') }}
     if (message.kind === 3) faults.close.add(session)
     if (message.kind === 4) faults.open++
     if (message.kind === 5) faults.state++
@@ -420,5 +422,14 @@ describe('failures stay with the connection that caused them', () => {
     expect(stats.handlerErrorsByName).toEqual({Fault: 2, 'on:open': 1, 'initialState()': 1, 'on:close': 1})
     expect(stats.closes.local_close ?? 0).toBe(0)
     await groupsWork('close')
+  })
+
+  it('a thrown value that cannot be turned into a string is contained all the same', async () => {
+    const c = await member('odd')
+    c.s.write(encode('Fault', {kind: 6, seq: 7}))
+    await c.closed
+    const stats = await until('counted', (s) => s.handlerErrorsByName.Fault === 3 && s.groups === 0)
+    expect(stats.closes.handler_error).toBe(5)
+    await groupsWork('odd')
   })
 })

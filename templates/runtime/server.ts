@@ -119,6 +119,15 @@ export interface ServerEvents {
   error: [Error, Session | undefined, string]
 }
 
+/** A thrown non-Error as text; its own toString may throw too. */
+function describe(thrown: unknown): string {
+  try {
+    return String(thrown)
+  } catch {
+    return 'a value that cannot be converted to a string'
+  }
+}
+
 /** Why the runtime itself closed a connection; the native core counts these as local_close. */
 type RuntimeClose = 'bad_payload' | 'handler_error'
 
@@ -451,7 +460,7 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   private userCodeFailed(error: unknown, source: string, s: Session | undefined): void {
     this.counters.handlerErrors++
     this.errorsByName[source] = (this.errorsByName[source] ?? 0) + 1
-    const e = error instanceof Error ? error : new Error(String(error))
+    const e = error instanceof Error ? error : new Error(describe(error))
     // A failing 'error' listener is only logged: reporting it to itself could loop forever.
     const listened = source !== 'on:error' && this.listenerCount('error') > 0
     if (listened) {

@@ -9,7 +9,7 @@ import {pathToFileURL} from 'node:url'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {run, runOrThrow} from './support/run.js'
+import {runOrThrow} from './support/run.js'
 
 const root = join(import.meta.dirname, '..')
 const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-e2e-')), 'roundtrip')
@@ -22,12 +22,23 @@ let codecs: Record<string, Codec>
 let Writer: new () => {beginFrame(t: number): number; endFrame(s: number, max: number): void; view(): Buffer}
 let Reader: new (b: Buffer, s?: number, e?: number) => {done(): void}
 
-
 beforeAll(async () => {
-  const made = await run(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml')])
-  expect(made.status, made.stderr + made.stdout).toBe(0)
+  await runOrThrow(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml')], {cwd: root})
+  // Faults the Fault message arms: which user code throws next.
+  writeFileSync(join(dir, 'src/faults.ts'), `export const faults = {open: 0, state: 0, close: new WeakSet<object>()}
+`)
+  writeFileSync(join(dir, 'src/session-state.ts'), `import {faults} from './faults.js'
+export interface SessionState {
+  [key: string]: unknown
+}
+export const initialState = (): SessionState => {
+  if (faults.state > 0 && faults.state--) throw new Error('initialState fault')
+  return {}
+}
+`)
   // Handlers that send every message straight back.
   writeFileSync(join(dir, 'src/handlers/index.ts'), `import type {Handlers} from '../generated/handlers.js'
+import {faults} from '../faults.js'
 export const handlers: Handlers = {
   Numbers: (session, message) => void session.send('Numbers', message),
   Texts: (session, message) => void session.send('Texts', message),
@@ -48,12 +59,40 @@ export const handlers: Handlers = {
     while (process.hrtime.bigint() < until);
     session.send('Done', {seq: message.seq})
   },
+  // 1: reply, then throw. 2: reply later, then reject. 3: this session's close listener
+  // throws. 4: the next open listener throws. 5: the next initialState() throws. 6: throw a
+  // value that cannot even be turned into a string.
+  Fault: (session, message) => {
+    if (message.kind === 1) {
+      session.send('Done', {seq: message.seq})
+      throw new Error('sync fault')
+    }
+    if (message.kind === 2) {
+      return (async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        session.send('Done', {seq: message.seq})
+        throw new Error('async fault')
+      })()
+    }
+    if (message.kind === 6) throw {toString: () => { throw new Error('not even a string') }}
+    if (message.kind === 3) faults.close.add(session)
+    if (message.kind === 4) faults.open++
+    if (message.kind === 5) faults.state++
+    session.send('Done', {seq: message.seq})
+  },
 }
 `)
   // A main that takes the runtime's options from the environment.
   writeFileSync(join(dir, 'src/e2e-main.ts'), `import {Server} from './generated/runtime/server.js'
+import {faults} from './faults.js'
 import {handlers} from './handlers/index.js'
 const server = new Server(handlers, {port: 0, host: '127.0.0.1', eventQueueLimit: Number(process.env.EVENT_QUEUE_LIMIT ?? 64 * 1024 * 1024)})
+server.on('open', () => {
+  if (faults.open > 0 && faults.open--) throw new Error('open fault')
+})
+server.on('close', (session) => {
+  if (faults.close.has(session)) throw new Error('close fault')
+})
 const {port, backend} = await server.start()
 console.log(\`e2e listening on port \${port} (\${backend})\`)
 process.stdin.on('data', () => console.log('stats ' + JSON.stringify(server.stats())))
@@ -72,7 +111,9 @@ async function startServer(script: string, env: Record<string, string>) {
   const child = spawn(process.execPath, [script], {cwd: dir, env: {...process.env, ...env}, stdio: ['pipe', 'pipe', 'pipe']})
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   let out = ''
+  let err = ''
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', () => {
       const m = / listening on port (\d+) \((\w+)\)/.exec(out)
@@ -91,7 +132,7 @@ async function startServer(script: string, env: Record<string, string>) {
     }
     throw new Error('no stats')
   }
-  return {child, port, exited, stats}
+  return {child, port, exited, stats, stderr: () => err}
 }
 
 afterAll(async () => {
@@ -107,7 +148,7 @@ function encode(name: string, message: unknown): Buffer {
 }
 
 /** A client that collects whole frames. */
-function client(to = port): Promise<{s: Socket; next(): Promise<Buffer>; closed: Promise<void>}> {
+function client(to = port): Promise<{s: Socket; next(): Promise<Buffer>; closed: Promise<void>; unread: Buffer[]}> {
   return new Promise((resolve, reject) => {
     const s = connect(to, '127.0.0.1')
     let buf = Buffer.alloc(0)
@@ -126,7 +167,7 @@ function client(to = port): Promise<{s: Socket; next(): Promise<Buffer>; closed:
     })
     const closed = new Promise<void>((r) => s.on('close', () => r()))
     s.on('error', () => {})
-    s.once('connect', () => resolve({s, closed, next: () => new Promise((r) => (frames.length ? r(frames.shift()!) : waiting.push(r)))}))
+    s.once('connect', () => resolve({s, closed, unread: frames, next: () => new Promise((r) => (frames.length ? r(frames.shift()!) : waiting.push(r)))}))
     s.once('error', reject)
   })
 }
@@ -242,5 +283,147 @@ describe('a generated server', () => {
     server.kill('SIGTERM')
     await open.closed
     expect(await exited).toBe(0)
+  })
+})
+
+describe('failures stay with the connection that caused them', () => {
+  let f: Awaited<ReturnType<typeof startServer>>
+  beforeAll(async () => {
+    f = await startServer('dist/src/e2e-main.js', {})
+  })
+  afterAll(() => {
+    f?.child.kill('SIGKILL')
+  })
+
+  const done = (seq: number) => encode('Done', {seq})
+
+  async function until(what: string, check: (stats: Record<string, any>) => boolean): Promise<Record<string, any>> {
+    for (let i = 0; i < 200; i++) {
+      const stats = await f.stats()
+      if (check(stats)) return stats
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    throw new Error(`never: ${what}; stats ${JSON.stringify(await f.stats())}`)
+  }
+
+  /** Two new clients join a group and one hears the other: joins and broadcasts still work. */
+  async function groupsWork(group: string) {
+    const [a, b] = await Promise.all([client(f.port), client(f.port)])
+    for (const x of [a, b]) {
+      x.s.write(encode('Join', {group}))
+      expect((await x.next()).equals(encode('Nothing', {}))).toBe(true)
+    }
+    a.s.write(encode('Shout', {group, from: 0, text: 'still there?'}))
+    expect(codecs.Shout!.decode(new Reader(await b.next(), 6))).toMatchObject({group, text: 'still there?'})
+    a.s.destroy()
+    b.s.destroy()
+    await until('both left', (s) => s.sessions === 0 && s.groups === 0)
+  }
+
+  /** A new client that has joined `group`. */
+  async function member(group: string) {
+    const c = await client(f.port)
+    c.s.write(encode('Join', {group}))
+    await c.next()
+    return c
+  }
+
+  it('refuses invalid UTF-8 as a bad payload: the connection is closed and counted, no handler runs', async () => {
+    const c = await client(f.port)
+    // 8 × 0xFF in a string<8>: replaced, it would be 24 bytes, too long to echo back.
+    const frame = encode('Texts', {tiny: 'aaaaaaaa', huge: '', blob: new Uint8Array(0), empty: new Uint8Array(0)})
+    frame.fill(0xff, 8, 16)
+    c.s.write(frame)
+    await c.closed
+    expect(c.unread).toEqual([])
+    const stats = await until('counted', (s) => s.badPayloads === 1)
+    expect(stats.closes.bad_payload).toBe(1)
+    expect(stats.handlerErrors).toBe(0)
+    await groupsWork('utf8')
+  })
+
+  it('a handler that throws: what it sent arrives, then the connection closes; later frames are not handled', async () => {
+    const c = await member('sync')
+    c.s.write(Buffer.concat([encode('Fault', {kind: 1, seq: 1}), encode('Nothing', {})]))
+    expect((await c.next()).equals(done(1))).toBe(true)
+    await c.closed
+    expect(c.unread).toEqual([])
+    const stats = await until('left its group', (s) => s.groups === 0 && s.sessions === 0)
+    expect(stats.handlerErrorsByName).toEqual({Fault: 1})
+    expect(stats.closes.handler_error).toBe(1)
+    await groupsWork('sync')
+  })
+
+  it('an async handler that rejects: the same, and frames queued behind it are dropped', async () => {
+    const c = await member('async')
+    c.s.write(Buffer.concat([encode('Fault', {kind: 2, seq: 2}), encode('Nothing', {}), encode('Slow', {ms: 0, seq: 3})]))
+    expect((await c.next()).equals(done(2))).toBe(true)
+    await c.closed
+    expect(c.unread).toEqual([])
+    const stats = await until('left its group', (s) => s.groups === 0 && s.sessions === 0)
+    expect(stats.handlerErrorsByName).toEqual({Fault: 2})
+    expect(stats.closes.handler_error).toBe(2)
+    await groupsWork('async')
+    // Logged once for the handler, not once per failure.
+    expect(f.stderr().match(/Fault failed/g)).toHaveLength(1)
+  })
+
+  it('an open listener that throws closes that client only', async () => {
+    const control = await client(f.port)
+    control.s.write(encode('Fault', {kind: 4, seq: 4}))
+    expect((await control.next()).equals(done(4))).toBe(true)
+    const victim = await client(f.port)
+    await victim.closed
+    expect(victim.unread).toEqual([])
+    const stats = await until('counted', (s) => s.handlerErrorsByName['on:open'] === 1)
+    expect(stats.closes.handler_error).toBe(3)
+    control.s.write(encode('Nothing', {}))
+    expect((await control.next()).equals(encode('Nothing', {}))).toBe(true)
+    control.s.destroy()
+    await groupsWork('open')
+  })
+
+  it('an initialState() that throws closes that client before any listener or handler sees it', async () => {
+    const control = await client(f.port)
+    control.s.write(encode('Fault', {kind: 5, seq: 5}))
+    expect((await control.next()).equals(done(5))).toBe(true)
+    const victim = await client(f.port)
+    victim.s.write(encode('Nothing', {}))
+    await victim.closed
+    expect(victim.unread).toEqual([])
+    const stats = await until('counted', (s) => s.handlerErrorsByName['initialState()'] === 1)
+    expect(stats.closes.handler_error).toBe(4)
+    control.s.destroy()
+    await groupsWork('state')
+  })
+
+  it('a close listener that throws: the session still leaves its groups and the session table', async () => {
+    const [x, y] = [await member('close'), await member('close')]
+    x.s.write(encode('Fault', {kind: 3, seq: 6}))
+    expect((await x.next()).equals(done(6))).toBe(true)
+    x.s.destroy()
+    await until('counted', (s) => s.handlerErrorsByName['on:close'] === 1 && s.sessions === 1)
+    // y is alone in the group now: its shout reaches a newcomer, and nobody else.
+    const z = await member('close')
+    y.s.write(encode('Shout', {group: 'close', from: 0, text: 'who is here?'}))
+    expect(codecs.Shout!.decode(new Reader(await z.next(), 6))).toMatchObject({text: 'who is here?'})
+    y.s.destroy()
+    z.s.destroy()
+    const stats = await until('every group gone', (s) => s.groups === 0 && s.sessions === 0)
+    // Failing on a client that had already gone closes nothing more.
+    expect(stats.closes.handler_error).toBe(4)
+    expect(stats.handlerErrors).toBe(5)
+    expect(stats.handlerErrorsByName).toEqual({Fault: 2, 'on:open': 1, 'initialState()': 1, 'on:close': 1})
+    expect(stats.closes.local_close ?? 0).toBe(0)
+    await groupsWork('close')
+  })
+
+  it('a thrown value that cannot be turned into a string is contained all the same', async () => {
+    const c = await member('odd')
+    c.s.write(encode('Fault', {kind: 6, seq: 7}))
+    await c.closed
+    const stats = await until('counted', (s) => s.handlerErrorsByName.Fault === 3 && s.groups === 0)
+    expect(stats.closes.handler_error).toBe(5)
+    await groupsWork('odd')
   })
 })

@@ -2,6 +2,10 @@
 // DO NOT EDIT: change the spec and run "npx iocpgen generate".
 // Little-endian Reader and Writer for the wire format. Every read is bounds-checked: a
 // malformed payload throws DecodeError, and the server closes that one connection.
+import {isUtf8} from 'node:buffer'
+
+/** "1 byte", "2 bytes": error messages name counts right. */
+const counted = (n: number, unit: string): string => `${n} ${unit}${n === 1 ? '' : 's'}`
 
 export class DecodeError extends Error {
   override name = 'DecodeError'
@@ -50,7 +54,7 @@ export class Reader {
 
   private take(n: number): number {
     const at = this.off
-    if (at + n > this.end) throw new DecodeError(`payload ends ${at + n - this.end} bytes early`)
+    if (at + n > this.end) throw new DecodeError(`payload ends ${counted(at + n - this.end, 'byte')} early`)
     this.off = at + n
     return at
   }
@@ -78,21 +82,27 @@ export class Reader {
     return v === 1
   }
 
-  private length(max: number, prefix: number): number {
+  private length(max: number, prefix: number, unit: string): number {
     const n = prefix === 2 ? this.u16() : this.u32()
-    if (n > max) throw new DecodeError(`length ${n} is over the bound ${max}`)
+    if (n > max) throw new DecodeError(`${counted(n, unit)} is over the bound ${max}`)
     return n
   }
 
   string(max: number, prefix: number): string {
-    const n = this.length(max, prefix)
+    const n = this.length(max, prefix, 'byte')
     const at = this.take(n)
-    return this.buf.toString('utf8', at, at + n)
+    const s = this.buf.toString('utf8', at, at + n)
+    // The decoder turns each invalid sequence into U+FFFD, so a string without one was valid.
+    // With one, only the strict check tells a sent U+FFFD from a replaced byte. Checking every
+    // string strictly would double the cost of a short one; includes() on a string of
+    // one-byte characters returns at once.
+    if (s.includes('\uFFFD') && !isUtf8(this.buf.subarray(at, at + n))) throw new DecodeError(`string of ${counted(n, 'byte')} is not valid UTF-8`)
+    return s
   }
 
   /** A copy, so the payload may outlive the batch buffer it came in. */
   bytes(max: number, prefix: number): Uint8Array {
-    const n = this.length(max, prefix)
+    const n = this.length(max, prefix, 'byte')
     const at = this.take(n)
     const b = this.buf
     if (n <= 64) {
@@ -107,20 +117,20 @@ export class Reader {
   }
 
   array<T>(max: number, prefix: number, item: () => T): T[] {
-    const n = this.length(max, prefix)
+    const n = this.length(max, prefix, 'item')
     const out = new Array<T>(n)
     for (let i = 0; i < n; i++) out[i] = item()
     return out
   }
 
   oneOf(v: number, allowed: ReadonlySet<number>, what: string): number {
-    if (!allowed.has(v)) throw new DecodeError(`${v} is not a ${what}`)
+    if (!allowed.has(v)) throw new DecodeError(`${v} is not a value of ${what}`)
     return v
   }
 
   /** A frame's payload must be consumed exactly. */
   done(): void {
-    if (this.off !== this.end) throw new DecodeError(`${this.end - this.off} bytes left over after the payload`)
+    if (this.off !== this.end) throw new DecodeError(`${counted(this.end - this.off, 'byte')} left over after the payload`)
   }
 }
 
@@ -212,22 +222,27 @@ export class Writer {
   }
   bool(v: boolean): void { this.u8(v ? 1 : 0) }
 
+  /** An array's count prefix. */
   count(n: number, max: number, prefix: number): void {
-    if (n > max) throw new EncodeError(`${n} items is over the bound ${max}`)
+    this.prefix(n, max, prefix, 'item')
+  }
+
+  private prefix(n: number, max: number, prefix: number, unit: string, of = ''): void {
+    if (n > max) throw new EncodeError(`${counted(n, unit)}${of} is over the bound ${max}`)
     if (prefix === 2) this.u16(n)
     else this.u32(n)
   }
 
   string(s: string, max: number, prefix: number): void {
     const n = Buffer.byteLength(s, 'utf8')
-    this.count(n, max, prefix)
+    this.prefix(n, max, prefix, 'byte', ' of UTF-8')
     const at = this.room(n)
     this.buf.write(s, at, n, 'utf8')
   }
 
   bytes(b: Uint8Array, max: number, prefix: number): void {
     const n = b.length
-    this.count(n, max, prefix)
+    this.prefix(n, max, prefix, 'byte')
     const at = this.room(n)
     const buf = this.buf
     if (n <= 64) for (let i = 0; i < n; i++) buf[at + i] = b[i]!
@@ -256,7 +271,7 @@ export class Writer {
     const size = this.off - start
     if (size > maxFrame) {
       this.off = start
-      throw new EncodeError(`frame of ${size} bytes is over maxFrame ${maxFrame}`)
+      throw new EncodeError(`frame of ${counted(size, 'byte')} is over maxFrame ${maxFrame}`)
     }
     this.patchU32(start, size - 4)
   }

@@ -7,7 +7,7 @@ import {createRequire} from 'node:module'
 
 import type {Handlers} from '../handlers.js'
 import {codecById, codecs, MAX_FRAME, type Messages, type OutboundName} from '../protocol.js'
-import {initialState} from '../../session-state.js'
+import {initialState, type SessionState} from '../../session-state.js'
 import {Session, type SessionHost, SLOT_BITS} from './session.js'
 import {DecodeError, Reader, Writer} from './wire.js'
 
@@ -95,7 +95,8 @@ export interface NativeStats {
   /**
    * Closes by reason: peer_closed, reset, bad_frame_*, slow_consumer, idle_timeout, ... and
    * connections refused at accept: banned, per_ip_limit, connect_rate, login_queue_full,
-   * pool_exhausted.
+   * pool_exhausted. In ServerStats also the runtime's own: bad_payload and handler_error,
+   * which local_close (session.close()) does not count again.
    */
   closes: Record<string, number>
 }
@@ -105,7 +106,10 @@ export interface ServerStats extends NativeStats {
   groups: number
   /** Frames whose payload did not decode; each closed its connection. */
   badPayloads: number
+  /** Calls into user code that threw or rejected: handlers, listeners, initialState(). */
   handlerErrors: number
+  /** The same by name: the message's name for a handler, else 'on:open', 'on:close', 'on:error', 'initialState()'. */
+  handlerErrorsByName: Record<string, number>
   /** Sends refused because the session was gone or its queue was full. */
   sendsRefused: number
 }
@@ -113,8 +117,21 @@ export interface ServerStats extends NativeStats {
 export interface ServerEvents {
   open: [Session]
   close: [Session, string]
-  error: [Error, Session | undefined]
+  /** User code failed: `source` names it as handlerErrorsByName does. The session, if any, is being closed. */
+  error: [Error, Session | undefined, string]
 }
+
+/** A thrown non-Error as text; its own toString may throw too. */
+function describe(thrown: unknown): string {
+  try {
+    return String(thrown)
+  } catch {
+    return 'a value that cannot be converted to a string'
+  }
+}
+
+/** Why the runtime itself closed a connection; the native core counts these as local_close. */
+type RuntimeClose = 'bad_payload' | 'handler_error'
 
 const OPEN = 1
 const FRAME = 2
@@ -141,6 +158,12 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   private flushQueued = false
   private closeReasons: string[] = []
   private counters = {badPayloads: 0, handlerErrors: 0, sendsRefused: 0}
+  private readonly errorsByName: Record<string, number> = {}
+  /** Sources whose first error was logged; later ones are only counted. */
+  private readonly logged = new Set<string>()
+  private readonly runtimeCloses: Record<RuntimeClose, number> = {bad_payload: 0, handler_error: 0}
+  /** Sessions the runtime closed, and why: their close event reports it, queued frames are dropped. */
+  private readonly closedFor = new WeakMap<Session, RuntimeClose>()
   private sessionCount = 0
 
   constructor(
@@ -188,7 +211,10 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
 
   stats(): ServerStats {
     if (!this.native) throw new Error('server not started')
-    return {...this.native.stats(), sessions: this.sessionCount, groups: this.groupMembers.size, ...this.counters}
+    const native = this.native.stats()
+    const closes: Record<string, number> = {...native.closes, ...this.runtimeCloses}
+    closes.local_close = (closes.local_close ?? 0) - this.runtimeCloses.bad_payload - this.runtimeCloses.handler_error
+    return {...native, closes, sessions: this.sessionCount, groups: this.groupMembers.size, ...this.counters, handlerErrorsByName: {...this.errorsByName}}
   }
 
   /** The live session with this id, or undefined if that client has left. */
@@ -296,6 +322,20 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   }
 
   private onEvents(batch: Buffer): void {
+    try {
+      this.dispatch(batch)
+    } catch (error) {
+      // User code cannot get here, so this is a bug in the runtime and its tables may be
+      // wrong. N-API would only print a warning (DEP0168): crash as any uncaught error does.
+      process.nextTick(() => {
+        throw error
+      })
+    } finally {
+      this.flush()
+    }
+  }
+
+  private dispatch(batch: Buffer): void {
     let off = 0
     const b = batch
     while (off + HEADER <= b.length) {
@@ -311,25 +351,47 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
       else if (kind === OPEN) this.onOpen(index, gen, batch.toString('latin1', body, off), type)
       else if (kind === CLOSE) this.onClose(index, gen, this.closeReasons[reason] ?? `reason_${reason}`)
     }
-    this.flush()
   }
 
   private onOpen(index: number, gen: number, address: string, port: number): void {
-    const s = new Session(this, index, gen, address, port, initialState())
+    let state: SessionState
+    try {
+      state = initialState()
+    } catch (error) {
+      // No session without its state: the client is closed before anyone sees it.
+      this.userCodeFailed(error, 'initialState()', undefined)
+      if (this.native?.close(index, gen)) this.runtimeCloses.handler_error++
+      return
+    }
+    const s = new Session(this, index, gen, address, port, state)
     this.sessions[index] = s
     this.sessionCount++
-    this.emit('open', s)
+    this.notify('open', 'on:open', s, [s])
   }
 
-  private onClose(index: number, gen: number, reason: string): void {
+  private onClose(index: number, gen: number, nativeReason: string): void {
     const s = this.sessions[index]
     if (!s || s.gen !== gen) return
     s.open = false
     this.sessions[index] = undefined
     this.sessionCount--
+    const reason = this.closedFor.get(s) ?? nativeReason
     // Listeners still see the session's groups (to tell them it left); broadcasts skip it.
-    this.emit('close', s, reason)
+    this.notify('close', 'on:close', s, [s, reason])
     for (const g of [...s.groups]) this.leave(g, s)
+  }
+
+  /** Calls each listener of an event on its own: one that throws or rejects stops no other. */
+  private notify<K extends 'open' | 'close'>(event: K, source: string, s: Session, args: ServerEvents[K]): void {
+    if (this.listenerCount(event) === 0) return
+    for (const listener of this.rawListeners(event) as ((...a: unknown[]) => unknown)[]) {
+      try {
+        const r = listener.apply(this, args)
+        if (r instanceof Promise) r.catch((error: unknown) => this.userCodeFailed(error, source, s))
+      } catch (error) {
+        this.userCodeFailed(error, source, s)
+      }
+    }
   }
 
   private onFrame(index: number, gen: number, type: number, batch: Buffer, start: number, end: number): void {
@@ -346,22 +408,22 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error
       this.counters.badPayloads++
-      s.close()
+      this.closeFor(s, 'bad_payload')
       return
     }
-    const handler = inbound.handler
-    if (!handler) {
+    if (!inbound.handler) {
       // A server-to-client message sent by a client.
       this.counters.badPayloads++
-      s.close()
+      this.closeFor(s, 'bad_payload')
       return
     }
     // Frames of one session are handled in order: while an async handler runs, later
     // frames of that session wait for it. Synchronous handlers never allocate a promise.
-    const run = () => this.call(handler, s, message)
-    if (s.pending) this.track(s, s.pending.then(run))
-    else {
-      const p = run()
+    if (s.pending) {
+      // Once the runtime has closed the session, frames still waiting are dropped.
+      this.track(s, s.pending.then(() => (this.closedFor.has(s) ? undefined : this.call(inbound, s, message))))
+    } else {
+      const p = this.call(inbound, s, message)
       if (p) this.track(s, p)
     }
   }
@@ -374,20 +436,49 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   }
 
   /** Runs a handler; returns a promise only when the handler is async. */
-  private call(handler: AnyHandler, s: Session, message: unknown): Promise<void> | undefined {
+  private call(inbound: Inbound, s: Session, message: unknown): Promise<void> | undefined {
     try {
-      const r = handler(s, message, this)
-      if (r instanceof Promise) return r.then(() => undefined, (error: unknown) => this.handlerFailed(error, s))
+      const r = inbound.handler!(s, message, this)
+      if (r instanceof Promise) return r.then(() => undefined, (error: unknown) => this.userCodeFailed(error, inbound.name, s))
     } catch (error) {
-      this.handlerFailed(error, s)
+      this.userCodeFailed(error, inbound.name, s)
     }
     return undefined
   }
 
-  private handlerFailed(error: unknown, s: Session): void {
+  /** Closes a session for a reason of the runtime's, once; the native core drains it first. */
+  private closeFor(s: Session, reason: RuntimeClose): void {
+    if (!s.open) return
+    this.closedFor.set(s, reason)
+    if (s.close()) this.runtimeCloses[reason]++
+    else this.closedFor.delete(s)
+  }
+
+  /**
+   * User code threw or rejected. Count it; let 'error' listeners see it (they may still send
+   * the client a last message); close the session; log the first error of each source only,
+   * so a handler failing on every frame cannot flood the log.
+   */
+  private userCodeFailed(error: unknown, source: string, s: Session | undefined): void {
     this.counters.handlerErrors++
-    const e = error instanceof Error ? error : new Error(String(error))
-    if (this.listenerCount('error') > 0) this.emit('error', e, s)
-    else console.error(`handler error (session ${s.id}):`, e)
+    this.errorsByName[source] = (this.errorsByName[source] ?? 0) + 1
+    const e = error instanceof Error ? error : new Error(describe(error))
+    // A failing 'error' listener is only logged: reporting it to itself could loop forever.
+    const listened = source !== 'on:error' && this.listenerCount('error') > 0
+    if (listened) {
+      for (const listener of this.rawListeners('error') as ((...a: unknown[]) => unknown)[]) {
+        try {
+          const r = listener.apply(this, [e, s, source])
+          if (r instanceof Promise) r.catch((err: unknown) => this.userCodeFailed(err, 'on:error', s))
+        } catch (err) {
+          this.userCodeFailed(err, 'on:error', s)
+        }
+      }
+    }
+    if (s) this.closeFor(s, 'handler_error')
+    if (!listened && !this.logged.has(source)) {
+      this.logged.add(source)
+      console.error(`${source} failed${s ? ` (session ${s.id})` : ''}; the connection is closed. Later failures of ${source} are counted in stats().handlerErrorsByName, not logged.`, e)
+    }
   }
 }

@@ -148,7 +148,7 @@ function encode(name: string, message: unknown): Buffer {
 }
 
 /** A client that collects whole frames. */
-function client(to = port): Promise<{s: Socket; next(): Promise<Buffer>; closed: Promise<void>; unread: Buffer[]}> {
+function client(to = port): Promise<{s: Socket; next(): Promise<Buffer>; closed: Promise<void>; unread: Buffer[]; error(): string | undefined}> {
   return new Promise((resolve, reject) => {
     const s = connect(to, '127.0.0.1')
     let buf = Buffer.alloc(0)
@@ -166,8 +166,9 @@ function client(to = port): Promise<{s: Socket; next(): Promise<Buffer>; closed:
       }
     })
     const closed = new Promise<void>((r) => s.on('close', () => r()))
-    s.on('error', () => {})
-    s.once('connect', () => resolve({s, closed, unread: frames, next: () => new Promise((r) => (frames.length ? r(frames.shift()!) : waiting.push(r)))}))
+    let code: string | undefined
+    s.on('error', (e: NodeJS.ErrnoException) => (code ??= e.code))
+    s.once('connect', () => resolve({s, closed, unread: frames, error: () => code, next: () => new Promise((r) => (frames.length ? r(frames.shift()!) : waiting.push(r)))}))
     s.once('error', reject)
   })
 }
@@ -328,7 +329,7 @@ describe('failures stay with the connection that caused them', () => {
     return c
   }
 
-  it('refuses invalid UTF-8 as a bad payload: the connection is closed and counted, no handler runs', async () => {
+  it('refuses invalid UTF-8 as a bad payload: the connection is reset and counted, no handler runs', async () => {
     const c = await client(f.port)
     // 8 × 0xFF in a string<8>: replaced, it would be 24 bytes, too long to echo back.
     const frame = encode('Texts', {tiny: 'aaaaaaaa', huge: '', blob: new Uint8Array(0), empty: new Uint8Array(0)})
@@ -336,6 +337,7 @@ describe('failures stay with the connection that caused them', () => {
     c.s.write(frame)
     await c.closed
     expect(c.unread).toEqual([])
+    expect(c.error()).toBe('ECONNRESET')
     const stats = await until('counted', (s) => s.badPayloads === 1)
     expect(stats.closes.bad_payload).toBe(1)
     expect(stats.handlerErrors).toBe(0)

@@ -315,9 +315,16 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     return Napi::Number::New(env, ok);
   }
 
+  // close(index, gen, reason?): reason is an index into closeReasons; the application may
+  // only give its own reasons, anything else is a plain local_close.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     const Handle h{info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value()};
-    return Napi::Boolean::New(info.Env(), engine_->close(h, CloseReason::local_close));
+    CloseReason why = CloseReason::local_close;
+    if (info.Length() > 2 && info[2].IsNumber()) {
+      const auto r = CloseReason(info[2].As<Napi::Number>().Uint32Value());
+      if (r == CloseReason::bad_payload || r == CloseReason::handler_error) why = r;
+    }
+    return Napi::Boolean::New(info.Env(), engine_->close(h, why));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

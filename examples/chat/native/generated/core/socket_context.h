@@ -33,6 +33,10 @@ enum class CloseReason : uint8_t {
   server_shutdown,
   local_close,
   idle_timeout,
+  // Decided by the application (the TypeScript runtime): a payload its codec refused
+  // (a reset, like a bad frame), and a handler that threw (graceful).
+  bad_payload,
+  handler_error,
   // Refused at accept, before a per-socket context was taken (never announced).
   banned,
   per_ip_limit,

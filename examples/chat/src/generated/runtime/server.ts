@@ -61,7 +61,7 @@ interface NativeServer {
   start(): {port: number; backend: string}
   send(batch: Buffer): number
   broadcast(handles: Buffer, frame: Buffer): number
-  close(index: number, gen: number): boolean
+  close(index: number, gen: number, reason?: number): boolean
   stats(): NativeStats
   stop(): void
 }
@@ -95,8 +95,7 @@ export interface NativeStats {
   /**
    * Closes by reason: peer_closed, reset, bad_frame_*, slow_consumer, idle_timeout, ... and
    * connections refused at accept: banned, per_ip_limit, connect_rate, login_queue_full,
-   * pool_exhausted. In ServerStats also the runtime's own: bad_payload and handler_error,
-   * which local_close (session.close()) does not count again.
+   * pool_exhausted; and the runtime's own: bad_payload (a reset) and handler_error.
    */
   closes: Record<string, number>
 }
@@ -130,7 +129,7 @@ function describe(thrown: unknown): string {
   }
 }
 
-/** Why the runtime itself closed a connection; the native core counts these as local_close. */
+/** Why the runtime itself closed a connection (the core counts them; bad_payload is a reset). */
 type RuntimeClose = 'bad_payload' | 'handler_error'
 
 const OPEN = 1
@@ -161,7 +160,6 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   private readonly errorsByName: Record<string, number> = {}
   /** Sources whose first error was logged; later ones are only counted. */
   private readonly logged = new Set<string>()
-  private readonly runtimeCloses: Record<RuntimeClose, number> = {bad_payload: 0, handler_error: 0}
   /** Sessions the runtime closed, and why: their close event reports it, queued frames are dropped. */
   private readonly closedFor = new WeakMap<Session, RuntimeClose>()
   private sessionCount = 0
@@ -212,9 +210,7 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   stats(): ServerStats {
     if (!this.native) throw new Error('server not started')
     const native = this.native.stats()
-    const closes: Record<string, number> = {...native.closes, ...this.runtimeCloses}
-    closes.local_close = (closes.local_close ?? 0) - this.runtimeCloses.bad_payload - this.runtimeCloses.handler_error
-    return {...native, closes, sessions: this.sessionCount, groups: this.groupMembers.size, ...this.counters, handlerErrorsByName: {...this.errorsByName}}
+    return {...native, sessions: this.sessionCount, groups: this.groupMembers.size, ...this.counters, handlerErrorsByName: {...this.errorsByName}}
   }
 
   /** The live session with this id, or undefined if that client has left. */
@@ -298,9 +294,14 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     return true
   }
 
-  closeSession(session: Session): boolean {
+  closeSession(session: Session, reason?: RuntimeClose): boolean {
     this.flush()
-    return this.native?.close(session.index, session.gen) ?? false
+    return this.closeNative(session.index, session.gen, reason)
+  }
+
+  private closeNative(index: number, gen: number, reason?: RuntimeClose): boolean {
+    if (!this.native) return false
+    return reason ? this.native.close(index, gen, this.closeReasons.indexOf(reason)) : this.native.close(index, gen)
   }
 
   private encode(type: OutboundName, message: unknown): Buffer {
@@ -360,7 +361,7 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
     } catch (error) {
       // No session without its state: the client is closed before anyone sees it.
       this.userCodeFailed(error, 'initialState()', undefined)
-      if (this.native?.close(index, gen)) this.runtimeCloses.handler_error++
+      this.closeNative(index, gen, 'handler_error')
       return
     }
     const s = new Session(this, index, gen, address, port, state)
@@ -450,8 +451,8 @@ export class Server extends EventEmitter<ServerEvents> implements SessionHost {
   private closeFor(s: Session, reason: RuntimeClose): void {
     if (!s.open) return
     this.closedFor.set(s, reason)
-    if (s.close()) this.runtimeCloses[reason]++
-    else this.closedFor.delete(s)
+    s.open = false  // from now on sends are refused and later frames are not handled
+    if (!this.closeSession(s, reason)) this.closedFor.delete(s)
   }
 
   /**

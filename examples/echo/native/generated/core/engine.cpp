@@ -28,6 +28,8 @@ const char* close_reason_name(CloseReason r) {
     case CloseReason::server_shutdown: return "server_shutdown";
     case CloseReason::local_close: return "local_close";
     case CloseReason::idle_timeout: return "idle_timeout";
+    case CloseReason::bad_payload: return "bad_payload";
+    case CloseReason::handler_error: return "handler_error";
     case CloseReason::banned: return "banned";
     case CloseReason::per_ip_limit: return "per_ip_limit";
     case CloseReason::connect_rate: return "connect_rate";
@@ -63,6 +65,7 @@ bool abortive(CloseReason r) {
     case CloseReason::bad_frame_too_short:
     case CloseReason::bad_frame_unknown_type:
     case CloseReason::bad_frame_length:
+    case CloseReason::bad_payload:
     case CloseReason::slow_consumer:
     case CloseReason::pool_exhausted:
     case CloseReason::banned:
@@ -77,7 +80,8 @@ bool abortive(CloseReason r) {
 
 // Closes we start while the peer may still be reading: deliver what was sent first.
 bool graceful(CloseReason r) {
-  return r == CloseReason::local_close || r == CloseReason::server_shutdown || r == CloseReason::idle_timeout;
+  return r == CloseReason::local_close || r == CloseReason::server_shutdown || r == CloseReason::idle_timeout ||
+         r == CloseReason::handler_error;
 }
 
 AdmissionConfig admission_config(const EngineConfig& c) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +16,12 @@
 #include "../src/frame.h"
 #include "../src/pool.h"
 #include "test_net.h"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dirent.h>
+#endif
 
 using namespace iocpgen;
 
@@ -132,6 +139,21 @@ bool expect_frame(tnet::Client& c, uint16_t type, const std::string& payload) {
     return false;
   }
   return true;
+}
+
+// Descriptors (Linux) or handles (Windows) the process holds now.
+long open_handles() {
+#ifdef _WIN32
+  DWORD n = 0;
+  return GetProcessHandleCount(GetCurrentProcess(), &n) ? long(n) : -1;
+#else
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  long n = 0;
+  while (readdir(d)) ++n;
+  closedir(d);
+  return n;
+#endif
 }
 
 // ---- tests --------------------------------------------------------------------
@@ -517,6 +539,76 @@ void test_churn(const EngineConfig& cfg) {
   CHECK(s.sink.opened.load() == s.sink.closed.load());
 }
 
+std::string u32s(uint32_t v);
+
+// Every way a client can leave, interleaved at random from several threads at once.
+// Afterwards the pools and the process's descriptors must be exactly where they began.
+void test_reset_churn(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+  const long base_fds = open_handles();
+  CHECK(base_fds > 0);
+  const int total = scaled(10000, 300), threads = 6;
+  const char* seed_env = getenv("IOCPGEN_TEST_SEED");
+  const uint32_t seed = seed_env ? uint32_t(strtoul(seed_env, nullptr, 10)) : 12345u;
+  std::atomic<int> bad{0}, kinds[5] = {};
+  const std::vector<uint8_t> whole = frame(kEcho, std::string(300, 'w'));
+  const std::vector<uint8_t> flood = frame(kFlood, u32s(16));  // 256 KiB back: a send stays posted
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      std::mt19937 rng(seed + uint32_t(t));
+      for (int i = 0; i < total / threads; ++i) {
+        const int kind = int(rng() % 5);
+        tnet::Client c;
+        if (!c.connect(s.port, 5000, kind == 4 ? 4096 : 0)) { bad++; continue; }
+        kinds[kind]++;
+        switch (kind) {
+          case 0:  // clean close after a round trip
+            if (!c.send_all(whole) || !c.recv_exact(std::vector<char>(whole.size()).data(), whole.size())) bad++;
+            c.close();
+            break;
+          case 1:  // reset after nothing
+            c.abort();
+            break;
+          case 2:  // reset after part of a frame
+            // Half the time less than the header.
+            c.send_all(whole.data(), rng() % 2 ? 1 + rng() % 5 : 6 + rng() % (whole.size() - 6));
+            c.abort();
+            break;
+          case 3:  // reset after a whole frame
+            c.send_all(whole);
+            c.abort();
+            break;
+          default: {  // reset while the reply is being sent
+            char tmp[64];
+            c.send_all(flood);
+            c.recv_exact(tmp, sizeof tmp);
+            c.abort();
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  CHECK(bad.load() == 0);
+  const bool settled = tnet::wait_until(
+      [&] { return s.idle(cfg.accept_backlog) && open_handles() == base_fds; }, 10000);
+  EngineStats st = s.engine->stats();
+  if (!settled) {
+    fprintf(stderr, "  leaked: %u sockets, %d io contexts (beyond the accepts), %ld descriptors; seed %u\n",
+            st.socket_pool.in_use, int(st.io_pool.in_use) - cfg.accept_backlog, open_handles() - base_fds, seed);
+    s.engine->dump(stderr);
+  }
+  CHECK(settled);
+  CHECK(st.socket_pool.in_use == 0);
+  CHECK(st.io_pool.in_use == uint32_t(cfg.accept_backlog));
+  CHECK(open_handles() == base_fds);
+  CHECK(s.sink.opened.load() == s.sink.closed.load());
+  for (auto& k : kinds) CHECK(k.load() > 0);
+}
+
 // These clients never read or close: each waits out the drain deadline.
 void test_shutdown_live(EngineConfig cfg) {
   cfg.drain_timeout_ms = 300;
@@ -866,6 +958,7 @@ int main() {
       {"slow_consumer", [&] { test_slow_consumer(cfg); }},
       {"recv_depth_and_foreign_sends", [&] { test_depth_and_foreign_sends(cfg); }},
       {"churn_connect_abort", [&] { test_churn(cfg); }},
+      {"reset_churn", [&] { test_reset_churn(cfg); }},
       {"shutdown_with_live_connections", [&] { test_shutdown_live(cfg); }},
       {"idle_holds_no_recv_buffer", [&] { test_idle_holds_no_recv_buffer(cfg); }},
       {"recv_buffers_starved", [&] { test_recv_buffers_starved(cfg); }},

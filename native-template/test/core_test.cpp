@@ -370,6 +370,56 @@ void test_bad_frames(const EngineConfig& cfg) {
   CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == 1; }, 5000));
 }
 
+// A bad frame condemns the connection: the client sees a reset (not the FIN of a graceful
+// close) and the server reads none of what follows.
+void test_bad_frame_resets(const EngineConfig& cfg) {
+  const std::vector<std::vector<uint8_t>> bad = {
+      {0xff, 0xff, 0x00, 0x00, 1, 0},  // too large
+      frame(77, "x"),                  // unknown type
+      frame(kBounded, "123456789"),    // payload too long for its type
+      {1, 0, 0, 0, 1},                 // length below the header
+  };
+  const size_t flood = size_t(scaled(8, 1)) << 20;
+  for (size_t b = 0; b < bad.size(); ++b) {
+    Server s(cfg);
+    CHECK(s.ok());
+    tnet::Client c;
+    CHECK(c.connect(s.port));
+    std::vector<uint8_t> first = bad[b];
+    if (first.size() < 6) first.resize(6, 0);  // the rest of a short header is more garbage
+    std::vector<char> junk(65536, 'j');
+    int err = 0;
+    size_t sent = 0;
+    bool failed = c.send_some(first.data(), first.size(), &err) < 0;
+    while (!failed && sent < flood) {
+      int n = c.send_some(junk.data(), junk.size(), &err);
+      if (n < 0) failed = true; else sent += size_t(n);
+    }
+    // Every byte accepted by our stack: the reset must come to the read instead.
+    if (!failed) {
+      char tmp[4096];
+      int n;
+      while ((n = c.recv_some(tmp, sizeof tmp, &err)) > 0) {}
+      if (n == 0) {
+        fprintf(stderr, "  bad frame %zu: clean EOF after %zu bytes, want a reset\n", b, sent);
+        CHECK(false);
+      }
+    }
+    if (!tnet::Client::is_reset(err)) fprintf(stderr, "  bad frame %zu: error %d, want a reset\n", b, err);
+    CHECK(tnet::Client::is_reset(err));
+    CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == 0; }, 5000));
+    const EngineStats st = s.engine->stats();
+    // At most what one receive could hold when the frame was rejected.
+    if (st.bytes_in > 65536) fprintf(stderr, "  bad frame %zu: server read %llu bytes\n", b, (unsigned long long)st.bytes_in);
+    CHECK(st.bytes_in <= 65536);
+    uint64_t bad_closes = 0;
+    for (CloseReason r : {CloseReason::bad_frame_too_large, CloseReason::bad_frame_too_short,
+                          CloseReason::bad_frame_unknown_type, CloseReason::bad_frame_length})
+      bad_closes += st.close_count(r);
+    CHECK(bad_closes == 1);
+  }
+}
+
 void test_abrupt_disconnects(const EngineConfig& cfg) {
   Server s(cfg);
   CHECK(s.ok());
@@ -953,6 +1003,7 @@ int main() {
       {"split_frames", [&] { test_split_frames(cfg); }},
       {"coalesced_frames", [&] { test_coalesced(cfg); }},
       {"bad_frames", [&] { test_bad_frames(cfg); }},
+      {"bad_frame_resets", [&] { test_bad_frame_resets(cfg); }},
       {"abrupt_disconnects", [&] { test_abrupt_disconnects(cfg); }},
       {"pool_exhaustion", [&] { test_pool_exhaustion(cfg); }},
       {"slow_consumer", [&] { test_slow_consumer(cfg); }},

@@ -141,11 +141,23 @@ bool expect_frame(tnet::Client& c, uint16_t type, const std::string& payload) {
   return true;
 }
 
-// Descriptors (Linux) or handles (Windows) the process holds now.
+// Descriptors (Linux) or handles (Windows) the process holds now. Under Wine the count is
+// of host descriptors, which Wine itself opens and closes as it likes: only growth there
+// means a leak (handles_exact is false).
+bool handles_exact = true;
 long open_handles() {
 #ifdef _WIN32
   DWORD n = 0;
-  return GetProcessHandleCount(GetCurrentProcess(), &n) ? long(n) : -1;
+  if (GetProcessHandleCount(GetCurrentProcess(), &n) && n > 0) return long(n);
+  // Wine reports no handle count; its sockets are host descriptors, seen through Z:.
+  WIN32_FIND_DATAA fd;
+  HANDLE h = FindFirstFileA("Z:\\proc\\self\\fd\\*", &fd);
+  if (h == INVALID_HANDLE_VALUE) return -1;
+  handles_exact = false;
+  long c = 0;
+  do ++c; while (FindNextFileA(h, &fd));
+  FindClose(h);
+  return c;
 #else
   DIR* d = opendir("/proc/self/fd");
   if (!d) return -1;
@@ -599,6 +611,10 @@ void test_reset_churn(const EngineConfig& cfg) {
   CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
   const long base_fds = open_handles();
   CHECK(base_fds > 0);
+  auto handles_back = [&] {
+    const long n = open_handles();
+    return handles_exact ? n == base_fds : n <= base_fds;
+  };
   const int total = scaled(10000, 300), threads = 6;
   const char* seed_env = getenv("IOCPGEN_TEST_SEED");
   const uint32_t seed = seed_env ? uint32_t(strtoul(seed_env, nullptr, 10)) : 12345u;
@@ -644,7 +660,7 @@ void test_reset_churn(const EngineConfig& cfg) {
   for (auto& th : ts) th.join();
   CHECK(bad.load() == 0);
   const bool settled = tnet::wait_until(
-      [&] { return s.idle(cfg.accept_backlog) && open_handles() == base_fds; }, 10000);
+      [&] { return s.idle(cfg.accept_backlog) && handles_back(); }, 10000);
   EngineStats st = s.engine->stats();
   if (!settled) {
     fprintf(stderr, "  leaked: %u sockets, %d io contexts (beyond the accepts), %ld descriptors; seed %u\n",
@@ -654,7 +670,7 @@ void test_reset_churn(const EngineConfig& cfg) {
   CHECK(settled);
   CHECK(st.socket_pool.in_use == 0);
   CHECK(st.io_pool.in_use == uint32_t(cfg.accept_backlog));
-  CHECK(open_handles() == base_fds);
+  CHECK(handles_back());
   CHECK(s.sink.opened.load() == s.sink.closed.load());
   for (auto& k : kinds) CHECK(k.load() > 0);
 }

@@ -457,17 +457,19 @@ void Engine::on_recv_stream(const Completion& c) {
   IoContext* io = c.io;
   SocketContext* sc = sockets_->slot(io->owner.index);
   const int64_t res = c.result;
-  if (res > 0) {
+  const ConnState st = sc->state.load();
+  if (res > 0 && (st == ConnState::open || st == ConnState::draining)) {
+    // A closing connection's late chunks are not counted: it costs nothing more.
     bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
     sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
     // Draining: the bytes are read (so the peer's FIN is seen) and dropped.
-    if (sc->state.load() == ConnState::open && c.data) {
+    if (st == ConnState::open && c.data) {
       Batch batch(this, sc);
       FrameError err = sc->decoder.feed(c.data, size_t(res), batch);
       batch.flush();
       if (err != FrameError::none) close_sc(sc, Handle{}, reason_for(err));
     }
-  } else if (res != kIoCanceled) {
+  } else if (res <= 0 && res != kIoCanceled) {
     close_sc(sc, Handle{}, reason_for_result(res));
   }
   if (c.data) port_->recycle_recv_buffer(c);
@@ -532,17 +534,17 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
     release_io(io);
     return;
   }
-  bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
   io->mark_dirty(uint32_t(res));
-  sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
   const ConnState st = sc->state.load();
+  if (st != ConnState::open && st != ConnState::draining) {
+    release_io(io);  // condemned: not counted, not re-posted
+    return;
+  }
+  bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
+  sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
   if (st == ConnState::draining) {
     // Read on and drop the bytes, so the peer's FIN (or the deadline) ends the drain.
     if (!post_recv(sc, io)) release_io(io);
-    return;
-  }
-  if (st != ConnState::open) {
-    release_io(io);
     return;
   }
   FrameError err = sc->decoder.feed(io->buf, size_t(res), batch);
@@ -758,8 +760,12 @@ bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
   }
   // Socket reuse (IOCP DisconnectEx): graceful closes only.
   const bool reuse = cfg_.socket_reuse && !abortive(reason) && port_->supports_socket_reuse();
-  if (abortive(reason)) net::set_linger_zero(sc->sock);
-  if (!reuse) net::shutdown_both(sc->sock);
+  // A condemned client gets a reset, not a FIN, and nothing it sends later is read.
+  if (abortive(reason)) {
+    if (!net::reset_now(sc->sock)) net::shutdown_both(sc->sock);
+  } else if (!reuse) {
+    net::shutdown_both(sc->sock);
+  }
   port_->cancel(sc);
   if (reuse && !post_disconnect(sc)) net::shutdown_both(sc->sock);
   release_ref(sc);  // drop the open reference

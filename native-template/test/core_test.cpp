@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +16,12 @@
 #include "../src/frame.h"
 #include "../src/pool.h"
 #include "test_net.h"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dirent.h>
+#endif
 
 using namespace iocpgen;
 
@@ -132,6 +139,33 @@ bool expect_frame(tnet::Client& c, uint16_t type, const std::string& payload) {
     return false;
   }
   return true;
+}
+
+// Descriptors (Linux) or handles (Windows) the process holds now. Under Wine the count is
+// of host descriptors, which Wine itself opens and closes as it likes: only growth there
+// means a leak (handles_exact is false).
+bool handles_exact = true;
+long open_handles() {
+#ifdef _WIN32
+  DWORD n = 0;
+  if (GetProcessHandleCount(GetCurrentProcess(), &n) && n > 0) return long(n);
+  // Wine reports no handle count; its sockets are host descriptors, seen through Z:.
+  WIN32_FIND_DATAA fd;
+  HANDLE h = FindFirstFileA("Z:\\proc\\self\\fd\\*", &fd);
+  if (h == INVALID_HANDLE_VALUE) return -1;
+  handles_exact = false;
+  long c = 0;
+  do ++c; while (FindNextFileA(h, &fd));
+  FindClose(h);
+  return c;
+#else
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  long n = 0;
+  while (readdir(d)) ++n;
+  closedir(d);
+  return n;
+#endif
 }
 
 // ---- tests --------------------------------------------------------------------
@@ -348,6 +382,56 @@ void test_bad_frames(const EngineConfig& cfg) {
   CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == 1; }, 5000));
 }
 
+// A bad frame condemns the connection: the client sees a reset (not the FIN of a graceful
+// close) and the server reads none of what follows.
+void test_bad_frame_resets(const EngineConfig& cfg) {
+  const std::vector<std::vector<uint8_t>> bad = {
+      {0xff, 0xff, 0x00, 0x00, 1, 0},  // too large
+      frame(77, "x"),                  // unknown type
+      frame(kBounded, "123456789"),    // payload too long for its type
+      {1, 0, 0, 0, 1},                 // length below the header
+  };
+  const size_t flood = size_t(scaled(8, 1)) << 20;
+  for (size_t b = 0; b < bad.size(); ++b) {
+    Server s(cfg);
+    CHECK(s.ok());
+    tnet::Client c;
+    CHECK(c.connect(s.port));
+    std::vector<uint8_t> first = bad[b];
+    if (first.size() < 6) first.resize(6, 0);  // the rest of a short header is more garbage
+    std::vector<char> junk(65536, 'j');
+    int err = 0;
+    size_t sent = 0;
+    bool failed = c.send_some(first.data(), first.size(), &err) < 0;
+    while (!failed && sent < flood) {
+      int n = c.send_some(junk.data(), junk.size(), &err);
+      if (n < 0) failed = true; else sent += size_t(n);
+    }
+    // Every byte accepted by our stack: the reset must come to the read instead.
+    if (!failed) {
+      char tmp[4096];
+      int n;
+      while ((n = c.recv_some(tmp, sizeof tmp, &err)) > 0) {}
+      if (n == 0) {
+        fprintf(stderr, "  bad frame %zu: clean EOF after %zu bytes, want a reset\n", b, sent);
+        CHECK(false);
+      }
+    }
+    if (!tnet::Client::is_reset(err)) fprintf(stderr, "  bad frame %zu: error %d, want a reset\n", b, err);
+    CHECK(tnet::Client::is_reset(err));
+    CHECK(tnet::wait_until([&] { return s.engine->stats().connections_current == 0; }, 5000));
+    const EngineStats st = s.engine->stats();
+    // At most what one receive could hold when the frame was rejected.
+    if (st.bytes_in > 65536) fprintf(stderr, "  bad frame %zu: server read %llu bytes\n", b, (unsigned long long)st.bytes_in);
+    CHECK(st.bytes_in <= 65536);
+    uint64_t bad_closes = 0;
+    for (CloseReason r : {CloseReason::bad_frame_too_large, CloseReason::bad_frame_too_short,
+                          CloseReason::bad_frame_unknown_type, CloseReason::bad_frame_length})
+      bad_closes += st.close_count(r);
+    CHECK(bad_closes == 1);
+  }
+}
+
 void test_abrupt_disconnects(const EngineConfig& cfg) {
   Server s(cfg);
   CHECK(s.ok());
@@ -515,6 +599,80 @@ void test_churn(const EngineConfig& cfg) {
   CHECK(st.socket_pool.in_use == 0);
   CHECK(st.io_pool.in_use == uint32_t(cfg.accept_backlog));
   CHECK(s.sink.opened.load() == s.sink.closed.load());
+}
+
+std::string u32s(uint32_t v);
+
+// Every way a client can leave, interleaved at random from several threads at once.
+// Afterwards the pools and the process's descriptors must be exactly where they began.
+void test_reset_churn(const EngineConfig& cfg) {
+  Server s(cfg);
+  CHECK(s.ok());
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+  const long base_fds = open_handles();
+  CHECK(base_fds > 0);
+  auto handles_back = [&] {
+    const long n = open_handles();
+    return handles_exact ? n == base_fds : n <= base_fds;
+  };
+  const int total = scaled(10000, 300), threads = 6;
+  const char* seed_env = getenv("IOCPGEN_TEST_SEED");
+  const uint32_t seed = seed_env ? uint32_t(strtoul(seed_env, nullptr, 10)) : 12345u;
+  std::atomic<int> bad{0}, kinds[5] = {};
+  const std::vector<uint8_t> whole = frame(kEcho, std::string(300, 'w'));
+  const std::vector<uint8_t> flood = frame(kFlood, u32s(16));  // 256 KiB back: a send stays posted
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      std::mt19937 rng(seed + uint32_t(t));
+      for (int i = 0; i < total / threads; ++i) {
+        const int kind = int(rng() % 5);
+        tnet::Client c;
+        if (!c.connect(s.port, 5000, kind == 4 ? 4096 : 0)) { bad++; continue; }
+        kinds[kind]++;
+        switch (kind) {
+          case 0:  // clean close after a round trip
+            if (!c.send_all(whole) || !c.recv_exact(std::vector<char>(whole.size()).data(), whole.size())) bad++;
+            c.close();
+            break;
+          case 1:  // reset after nothing
+            c.abort();
+            break;
+          case 2:  // reset after part of a frame
+            // Half the time less than the header.
+            c.send_all(whole.data(), rng() % 2 ? 1 + rng() % 5 : 6 + rng() % (whole.size() - 6));
+            c.abort();
+            break;
+          case 3:  // reset after a whole frame
+            c.send_all(whole);
+            c.abort();
+            break;
+          default: {  // reset while the reply is being sent
+            char tmp[64];
+            c.send_all(flood);
+            c.recv_exact(tmp, sizeof tmp);
+            c.abort();
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  CHECK(bad.load() == 0);
+  const bool settled = tnet::wait_until(
+      [&] { return s.idle(cfg.accept_backlog) && handles_back(); }, 10000);
+  EngineStats st = s.engine->stats();
+  if (!settled) {
+    fprintf(stderr, "  leaked: %u sockets, %d io contexts (beyond the accepts), %ld descriptors; seed %u\n",
+            st.socket_pool.in_use, int(st.io_pool.in_use) - cfg.accept_backlog, open_handles() - base_fds, seed);
+    s.engine->dump(stderr);
+  }
+  CHECK(settled);
+  CHECK(st.socket_pool.in_use == 0);
+  CHECK(st.io_pool.in_use == uint32_t(cfg.accept_backlog));
+  CHECK(handles_back());
+  CHECK(s.sink.opened.load() == s.sink.closed.load());
+  for (auto& k : kinds) CHECK(k.load() > 0);
 }
 
 // These clients never read or close: each waits out the drain deadline.
@@ -861,11 +1019,13 @@ int main() {
       {"split_frames", [&] { test_split_frames(cfg); }},
       {"coalesced_frames", [&] { test_coalesced(cfg); }},
       {"bad_frames", [&] { test_bad_frames(cfg); }},
+      {"bad_frame_resets", [&] { test_bad_frame_resets(cfg); }},
       {"abrupt_disconnects", [&] { test_abrupt_disconnects(cfg); }},
       {"pool_exhaustion", [&] { test_pool_exhaustion(cfg); }},
       {"slow_consumer", [&] { test_slow_consumer(cfg); }},
       {"recv_depth_and_foreign_sends", [&] { test_depth_and_foreign_sends(cfg); }},
       {"churn_connect_abort", [&] { test_churn(cfg); }},
+      {"reset_churn", [&] { test_reset_churn(cfg); }},
       {"shutdown_with_live_connections", [&] { test_shutdown_live(cfg); }},
       {"idle_holds_no_recv_buffer", [&] { test_idle_holds_no_recv_buffer(cfg); }},
       {"recv_buffers_starved", [&] { test_recv_buffers_starved(cfg); }},

@@ -189,6 +189,42 @@ class Client {
       *bytes += uint64_t(n);
     }
   }
+  // One send / receive. Returns the byte count, 0 for the peer's FIN (receive), or -1 with
+  // the socket error in *err.
+  int send_some(const void* data, size_t len, int* err) {
+    for (;;) {
+#ifdef _WIN32
+      int n = ::send(s_, static_cast<const char*>(data), int(len), 0);
+#else
+      int n = int(::send(s_, data, len, MSG_NOSIGNAL));
+#endif
+      if (n < 0 && interrupted()) continue;
+      if (n < 0) *err = last_error();
+      return n;
+    }
+  }
+  int recv_some(void* data, size_t len, int* err) {
+    for (;;) {
+      int n = ::recv(s_, static_cast<char*>(data), int(len), 0);
+      if (n < 0 && interrupted()) continue;
+      if (n < 0) *err = last_error();
+      return n;
+    }
+  }
+  static int last_error() {
+#ifdef _WIN32
+    return WSAGetLastError();
+#else
+    return errno;
+#endif
+  }
+  static bool is_reset(int e) {
+#ifdef _WIN32
+    return e == WSAECONNRESET || e == WSAECONNABORTED;
+#else
+    return e == ECONNRESET;
+#endif
+  }
   // RST instead of FIN.
   void abort() {
     if (s_ == kBadSock) return;

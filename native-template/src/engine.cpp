@@ -469,8 +469,8 @@ void Engine::on_recv_stream(const Completion& c) {
       batch.flush();
       if (err != FrameError::none) close_sc(sc, Handle{}, reason_for(err));
     }
-  } else if (res <= 0 && res != kIoCanceled) {
-    close_sc(sc, Handle{}, reason_for_result(res));
+  } else if (res <= 0) {
+    close_failed(sc, res);
   }
   if (c.data) port_->recycle_recv_buffer(c);
   if (c.more) return;  // still posted: its reference stays
@@ -530,7 +530,7 @@ void Engine::on_recv(IoContext* io, int64_t res) {
 void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
   int64_t res = io->result;
   if (res <= 0) {
-    if (res != kIoCanceled) close_sc(sc, Handle{}, reason_for_result(res));
+    close_failed(sc, res);
     release_io(io);
     return;
   }
@@ -698,8 +698,8 @@ void Engine::on_send(IoContext* io, int64_t res) {
   }
   if (res >= 0) {
     bytes_out_.fetch_add(uint64_t(res), std::memory_order_relaxed);
-  } else if (res != kIoCanceled) {
-    close_sc(sc, Handle{}, reason_for_result(res));
+  } else {
+    close_failed(sc, res);
   }
   if (!reposted) release_io(io);
   release_ref(sc);
@@ -799,6 +799,14 @@ bool Engine::post_disconnect(SocketContext* sc) {
   }
   if (!ok) release_io(io);
   return ok;
+}
+
+// An operation ended without data. A cancel is expected once a close has begun; one that
+// finds the connection still open (no close of ours asked for it) must end it all the same:
+// with nothing posted, no later completion would, and its context would never come back.
+void Engine::close_failed(SocketContext* sc, int64_t res) {
+  if (res != kIoCanceled) close_sc(sc, Handle{}, reason_for_result(res));
+  else if (sc->state.load() == ConnState::open) close_sc(sc, Handle{}, CloseReason::io_error);
 }
 
 void Engine::release_ref(SocketContext* sc) {

@@ -459,18 +459,20 @@ void Engine::on_recv_stream(const Completion& c) {
   IoContext* io = c.io;
   SocketContext* sc = sockets_->slot(io->owner.index);
   const int64_t res = c.result;
-  if (res > 0) {
+  const ConnState st = sc->state.load();
+  if (res > 0 && (st == ConnState::open || st == ConnState::draining)) {
+    // A closing connection's late chunks are not counted: it costs nothing more.
     bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
     sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
     // Draining: the bytes are read (so the peer's FIN is seen) and dropped.
-    if (sc->state.load() == ConnState::open && c.data) {
+    if (st == ConnState::open && c.data) {
       Batch batch(this, sc);
       FrameError err = sc->decoder.feed(c.data, size_t(res), batch);
       batch.flush();
       if (err != FrameError::none) close_sc(sc, Handle{}, reason_for(err));
     }
-  } else if (res != kIoCanceled) {
-    close_sc(sc, Handle{}, reason_for_result(res));
+  } else if (res <= 0) {
+    close_failed(sc, res);
   }
   if (c.data) port_->recycle_recv_buffer(c);
   if (c.more) return;  // still posted: its reference stays
@@ -530,21 +532,21 @@ void Engine::on_recv(IoContext* io, int64_t res) {
 void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
   int64_t res = io->result;
   if (res <= 0) {
-    if (res != kIoCanceled) close_sc(sc, Handle{}, reason_for_result(res));
+    close_failed(sc, res);
     release_io(io);
+    return;
+  }
+  io->mark_dirty(uint32_t(res));
+  const ConnState st = sc->state.load();
+  if (st != ConnState::open && st != ConnState::draining) {
+    release_io(io);  // condemned: not counted, not re-posted
     return;
   }
   bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
-  io->mark_dirty(uint32_t(res));
   sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
-  const ConnState st = sc->state.load();
   if (st == ConnState::draining) {
     // Read on and drop the bytes, so the peer's FIN (or the deadline) ends the drain.
     if (!post_recv(sc, io)) release_io(io);
-    return;
-  }
-  if (st != ConnState::open) {
-    release_io(io);
     return;
   }
   FrameError err = sc->decoder.feed(io->buf, size_t(res), batch);
@@ -698,8 +700,8 @@ void Engine::on_send(IoContext* io, int64_t res) {
   }
   if (res >= 0) {
     bytes_out_.fetch_add(uint64_t(res), std::memory_order_relaxed);
-  } else if (res != kIoCanceled) {
-    close_sc(sc, Handle{}, reason_for_result(res));
+  } else {
+    close_failed(sc, res);
   }
   if (!reposted) release_io(io);
   release_ref(sc);
@@ -760,8 +762,12 @@ bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
   }
   // Socket reuse (IOCP DisconnectEx): graceful closes only.
   const bool reuse = cfg_.socket_reuse && !abortive(reason) && port_->supports_socket_reuse();
-  if (abortive(reason)) net::set_linger_zero(sc->sock);
-  if (!reuse) net::shutdown_both(sc->sock);
+  // A condemned client gets a reset, not a FIN, and nothing it sends later is read.
+  if (abortive(reason)) {
+    if (!net::reset_now(sc->sock)) net::shutdown_both(sc->sock);
+  } else if (!reuse) {
+    net::shutdown_both(sc->sock);
+  }
   port_->cancel(sc);
   if (reuse && !post_disconnect(sc)) net::shutdown_both(sc->sock);
   release_ref(sc);  // drop the open reference
@@ -795,6 +801,14 @@ bool Engine::post_disconnect(SocketContext* sc) {
   }
   if (!ok) release_io(io);
   return ok;
+}
+
+// An operation ended without data. A cancel is expected once a close has begun; one that
+// finds the connection still open (no close of ours asked for it) must end it all the same:
+// with nothing posted, no later completion would, and its context would never come back.
+void Engine::close_failed(SocketContext* sc, int64_t res) {
+  if (res != kIoCanceled) close_sc(sc, Handle{}, reason_for_result(res));
+  else if (sc->state.load() == ConnState::open) close_sc(sc, Handle{}, CloseReason::io_error);
 }
 
 void Engine::release_ref(SocketContext* sc) {

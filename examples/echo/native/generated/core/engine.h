@@ -157,6 +157,7 @@ class Engine {
   bool post_recv_stream(SocketContext* sc);
   bool post_locked(SocketContext* sc, IoContext* io) REQUIRES(sc->mu);
   bool close_sc(SocketContext* sc, Handle expect, CloseReason reason);
+  void close_failed(SocketContext* sc, int64_t res);
   // Draining: every accepted send is done, so send our FIN (once).
   void finish_drain(SocketContext* sc) REQUIRES(sc->mu);
   bool post_disconnect(SocketContext* sc);

@@ -106,6 +106,25 @@ inline void set_linger_zero(socket_t s) {
   ::setsockopt(s, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&lg), sizeof lg);
 }
 
+// Condemns a connection: RST now, and the peer's later bytes are refused by the stack
+// rather than read. POSIX: with linger 0, connect(AF_UNSPEC) disconnects the socket in
+// place (the descriptor stays valid for the posted ops, which fail at once; close later
+// sends nothing more). No FIN goes out first, unlike shutdown. Windows: closesocket with
+// linger 0 sends the RST when the last op has been cancelled; nothing to do here.
+// false: the stack refused, the caller falls back to shutdown.
+inline bool reset_now(socket_t s) {
+  set_linger_zero(s);
+#ifdef _WIN32
+  (void)s;
+  return true;
+#else
+  sockaddr sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_family = AF_UNSPEC;
+  return ::connect(s, &sa, sizeof sa) == 0;
+#endif
+}
+
 inline int last_error() {
 #ifdef _WIN32
   return WSAGetLastError();

@@ -269,12 +269,12 @@ void t_reuse(bool zero) {
   CHECK(r.pump(dc, 1, 3000) == 1 && r.last(dc) == 0);
   if (!r.port->supports_socket_reuse()) {
     fprintf(stderr, "  (socket reuse not supported here: fallback path checked)\n");
-    CHECK(!iocp_recycle_socket(r.port.get(), s));  // refused: caller closes
+    CHECK(!r.port->reuse_socket(s));  // refused: caller closes
     net::close_socket(s);
     return;
   }
   fprintf(stderr, "  (socket reuse supported: recycled socket path checked)\n");
-  CHECK(iocp_recycle_socket(r.port.get(), s));
+  CHECK(r.port->reuse_socket(s));
   tnet::Client c2;
   IoContext* a = r.io(OpKind::accept);
   CHECK(r.port->post_accept(a));

@@ -18,12 +18,16 @@
 #                      zero     zero-byte receives (IOCPGEN_IOCP_ZERO_BYTE_RECV=1)
 #                      noskip   no FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
 #                      reuse    socket_reuse requested (probe runs; wine falls back)
+#                      reuse-forced  the reuse probe forced to pass, skip mode off
+#                               (wine loses DisconnectEx packets in skip mode); only
+#                               the socket_reuse test, as wine's reused sockets never
+#                               complete their receives
 #   WIN_TEST_SCALE   IOCPGEN_TEST_SCALE for the Wine runs (percent, default 100)
 #   WINE_TIMEOUT     seconds per run before it is killed (default 900)
 
 WIN_CXX        ?= x86_64-w64-mingw32-g++-posix
 WIN_BUILD      ?= build/win
-WIN_TEST_MODES ?= default zero noskip reuse
+WIN_TEST_MODES ?= default zero noskip reuse reuse-forced
 WIN_TEST_SCALE ?= 100
 
 # Same sources as the Linux test, with the IOCP backend instead of the
@@ -70,6 +74,7 @@ else
 	    zero)    env="IOCPGEN_IOCP_ZERO_BYTE_RECV=1";; \
 	    noskip)  env="IOCPGEN_IOCP_SKIP_ON_SUCCESS=0";; \
 	    reuse)   env="IOCPGEN_IOCP_SOCKET_REUSE=1";; \
+	    reuse-forced) env="IOCPGEN_IOCP_SOCKET_REUSE=1 IOCPGEN_IOCP_REUSE_PROBE=pass IOCPGEN_IOCP_SKIP_ON_SUCCESS=0 IOCPGEN_TEST_ONLY=socket_reuse";; \
 	    *) echo "test-win: unknown mode $$m" >&2; exit 2;; \
 	  esac; \
 	  echo "== core_test.exe under wine, mode=$$m $$env"; \

@@ -1,16 +1,22 @@
-// Extras of the IOCP backend that are not (yet) part of the Port interface.
+// Extras of the IOCP backend beyond the Port interface: what tests need to see.
 #pragma once
+#include <cstdint>
+
 #include "port.h"
 
 namespace iocpgen {
 
 #ifdef _WIN32
-// Gives a socket whose post_disconnect completed with 0 back to the IOCP
-// backend, which uses it for a later AcceptEx instead of creating a new one
-// (the design's socket reuse). Returns false when the port is not the IOCP
-// backend, reuse is off or unsupported (see supports_socket_reuse()), or the
-// spare pool is full: the caller then still owns s and must close it.
-bool iocp_recycle_socket(Port* port, socket_t s);
+// Socket reuse as the backend saw it: sockets taken into the spare list by
+// reuse_socket(), and sockets taken out of it for an AcceptEx.
+struct IocpReuseTrace {
+  uint64_t given_back = 0;
+  socket_t last_given_back = kInvalidSocket;
+  uint64_t reaccepts = 0;
+  socket_t last_reaccepted = kInvalidSocket;
+};
+// Zeroes when port is not the IOCP backend.
+IocpReuseTrace iocp_reuse_trace(Port* port);
 #endif
 
 }  // namespace iocpgen

@@ -204,7 +204,8 @@ void t_cancel(bool zero) {
   CHECK(r.port->post_recv(sc, rv));
   r.port->cancel(sc);
   CHECK(r.pump(rv, 1, 3000) == 1 && r.last(rv) == kIoCanceled);
-  // Posts after cancel complete at once as cancelled.
+  // Posts after cancel complete at once as cancelled, except the one disconnect the
+  // engine may post after cancel() for socket reuse (port.h): that one still runs.
   IoContext* rv2 = r.io(OpKind::recv);
   IoContext* sd = r.io(OpKind::send);
   sd->len = 3;
@@ -213,7 +214,7 @@ void t_cancel(bool zero) {
   CHECK(r.port->post_send(sc, sd));
   CHECK(r.port->post_disconnect(sc, dc));
   CHECK(r.pump(rv2, 1, 2000) == 1 && r.pump(sd, 1, 2000) == 1 && r.pump(dc, 1, 2000) == 1);
-  CHECK(r.last(rv2) == kIoCanceled && r.last(sd) == kIoCanceled && r.last(dc) == kIoCanceled);
+  CHECK(r.last(rv2) == kIoCanceled && r.last(sd) == kIoCanceled && r.last(dc) == 0);
   settle(r);
   CHECK(r.count(rv) == 1 && r.count(rv2) == 1 && r.count(sd) == 1 && r.count(dc) == 1);
   net::close_socket(sc->sock);
@@ -269,12 +270,12 @@ void t_reuse(bool zero) {
   CHECK(r.pump(dc, 1, 3000) == 1 && r.last(dc) == 0);
   if (!r.port->supports_socket_reuse()) {
     fprintf(stderr, "  (socket reuse not supported here: fallback path checked)\n");
-    CHECK(!iocp_recycle_socket(r.port.get(), s));  // refused: caller closes
+    CHECK(!r.port->reuse_socket(s));  // refused: caller closes
     net::close_socket(s);
     return;
   }
   fprintf(stderr, "  (socket reuse supported: recycled socket path checked)\n");
-  CHECK(iocp_recycle_socket(r.port.get(), s));
+  CHECK(r.port->reuse_socket(s));
   tnet::Client c2;
   IoContext* a = r.io(OpKind::accept);
   CHECK(r.port->post_accept(a));

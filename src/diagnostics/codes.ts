@@ -46,6 +46,7 @@ export const CODES = {
   E303: {severity: 'error', title: 'heartbeat not shorter than idle timeout'},
   E304: {severity: 'error', title: 'size out of range'},
   E305: {severity: 'error', title: 'queue notice message unusable'},
+  E306: {severity: 'error', title: 'frame timeout out of range'},
   // Locks, order and operations (parsing and references; the deadlock check has its own codes).
   E401: {severity: 'error', title: 'lock order syntax error'},
   E402: {severity: 'error', title: 'unknown lock'},

@@ -55,6 +55,7 @@ inline EngineConfig spec_config() {
   c.queue_notice_type = ${queueNotice ? `${queueNotice.id};  // ${queueNotice.name}` : '0;  // no queueNotice'}
   c.idle_timeout_ms = ${s.idleTimeoutMs};
   c.drain_timeout_ms = ${s.drainTimeoutMs};
+  c.frame_timeout_ms = ${s.frameTimeoutMs};
   c.host = "${s.host}";
   c.port = ${s.port};
   c.messages = {

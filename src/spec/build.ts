@@ -27,6 +27,7 @@ export const DEFAULTS = {
   sendQueueLimit: 256 * 1024,
   loginQueue: 1000,
   drainTimeoutMs: 5000,
+  frameTimeoutMs: 10_000,
   banForMs: 60_000,
   maxFrame: 64 * 1024,
 } as const
@@ -118,6 +119,7 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
     slowClient: oneOf(s.slowClient, ['disconnect', 'drop'] as const, 'disconnect'),
     idleTimeoutMs: duration(s.idleTimeout, 0),
     heartbeatMs: duration(s.heartbeat, 0),
+    frameTimeoutMs: duration(s.frameTimeout, DEFAULTS.frameTimeoutMs),
     perIp: {
       maxConnections: int(perIp.maxConnections, 0),
       connectsPerSecond: int(perIp.connectsPerSecond, 0),

@@ -123,6 +123,11 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
   if (srv.heartbeatMs > 0 && srv.idleTimeoutMs > 0 && srv.heartbeatMs >= srv.idleTimeoutMs) {
     report('E303', source.at(['server', 'heartbeat']), `heartbeat (${srv.heartbeatMs} ms) must be shorter than idleTimeout (${srv.idleTimeoutMs} ms)`, 'clients send at the heartbeat interval; make idleTimeout two to three heartbeats long')
   }
+  const FRAME_TIMEOUT_MIN = 100
+  const FRAME_TIMEOUT_MAX = 1000 * 3_600_000
+  if (srv.frameTimeoutMs !== 0 && (srv.frameTimeoutMs < FRAME_TIMEOUT_MIN || srv.frameTimeoutMs > FRAME_TIMEOUT_MAX)) {
+    report('E306', source.at(['server', 'frameTimeout']), `frameTimeout (${srv.frameTimeoutMs} ms) must be 0s or from 100ms to 1000h`, srv.frameTimeoutMs < FRAME_TIMEOUT_MIN ? 'the core looks for stalled frames a few times a second; use at least 100ms (the default is 10s), or 0s to turn the deadline off' : 'the core keeps it in 32-bit milliseconds; a deadline of hours already stops a trickling client')
+  }
   const pinned = srv.maxConnections * srv.recvDepth * srv.bufferSize
   if (!srv.zeroByteRecv && pinned > GiB) {
     out.push(diagnostic('W002', file, source.at(['server', 'maxConnections']), `posted receives can pin ${(pinned / GiB).toFixed(1)} GiB (${srv.maxConnections} clients x ${srv.recvDepth} x ${srv.bufferSize}-byte buffers)`, 'set zeroByteRecv: true so idle clients hold no buffer, or lower bufferSize or recvDepth'))

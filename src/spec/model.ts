@@ -62,6 +62,8 @@ export interface ServerConfig {
   slowClient: 'disconnect' | 'drop'
   idleTimeoutMs: number
   heartbeatMs: number
+  /** A begun frame must be complete within this; 0: no deadline. */
+  frameTimeoutMs: number
   perIp: {maxConnections: number; connectsPerSecond: number; banForMs: number}
   whenFull: 'queue' | 'reject'
   loginQueue: number

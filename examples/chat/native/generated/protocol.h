@@ -57,6 +57,7 @@ inline EngineConfig spec_config() {
   c.queue_notice_type = 13;  // QueuePosition
   c.idle_timeout_ms = 90000;
   c.drain_timeout_ms = 5000;
+  c.frame_timeout_ms = 10000;
   c.host = "0.0.0.0";
   c.port = 7000;
   c.messages = {

@@ -215,6 +215,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     cfg_.login_queue = option(o, "loginQueue", cfg_.login_queue);
     cfg_.idle_timeout_ms = option(o, "idleTimeoutMs", cfg_.idle_timeout_ms);
     cfg_.drain_timeout_ms = option(o, "drainTimeoutMs", cfg_.drain_timeout_ms);
+    cfg_.frame_timeout_ms = option(o, "frameTimeoutMs", cfg_.frame_timeout_ms);
     cfg_.per_ip_max_connections = option(o, "perIpMaxConnections", cfg_.per_ip_max_connections);
     cfg_.per_ip_connects_per_sec = option(o, "perIpConnectsPerSecond", cfg_.per_ip_connects_per_sec);
     cfg_.per_ip_ban_ms = option(o, "perIpBanMs", cfg_.per_ip_ban_ms);
@@ -351,6 +352,8 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     r.Set("backpressureWaits", double(queue_->backpressure_waits()));
     r.Set("framesDropped", double(s.frames_dropped));
     r.Set("drainTimeouts", double(s.drain_timeouts));
+    r.Set("socketsReused", double(s.sockets_reused));
+    r.Set("socketReuseFallbacks", double(s.socket_reuse_fallbacks));
     Napi::Object lq = Napi::Object::New(env);
     lq.Set("waiting", s.login_queue_current);
     lq.Set("highWater", s.login_queue_high_water);

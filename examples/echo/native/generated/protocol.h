@@ -43,6 +43,7 @@ inline EngineConfig spec_config() {
   c.queue_notice_type = 0;  // no queueNotice
   c.idle_timeout_ms = 0;
   c.drain_timeout_ms = 5000;
+  c.frame_timeout_ms = 10000;
   c.host = "0.0.0.0";
   c.port = 7001;
   c.messages = {

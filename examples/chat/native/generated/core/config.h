@@ -48,6 +48,10 @@ struct EngineConfig {
 
   uint32_t idle_timeout_ms = 0;    // close a connection silent this long; 0 disables
   uint32_t drain_timeout_ms = 5000;  // a graceful close resets the connection after this
+  // A frame once begun must be complete within this, or the connection is reset
+  // (frame_timeout): any byte resets the idle timer, so a trickle could hold a context
+  // forever. 0 disables.
+  uint32_t frame_timeout_ms = 0;
   std::string host = "0.0.0.0";
   uint16_t port = 0;              // 0: ephemeral, see Engine::port()
   BackendChoice backend = BackendChoice::automatic;

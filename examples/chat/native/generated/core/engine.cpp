@@ -30,6 +30,7 @@ const char* close_reason_name(CloseReason r) {
     case CloseReason::idle_timeout: return "idle_timeout";
     case CloseReason::bad_payload: return "bad_payload";
     case CloseReason::handler_error: return "handler_error";
+    case CloseReason::frame_timeout: return "frame_timeout";
     case CloseReason::banned: return "banned";
     case CloseReason::per_ip_limit: return "per_ip_limit";
     case CloseReason::connect_rate: return "connect_rate";
@@ -67,6 +68,7 @@ bool abortive(CloseReason r) {
     case CloseReason::bad_frame_length:
     case CloseReason::bad_payload:
     case CloseReason::slow_consumer:
+    case CloseReason::frame_timeout:
     case CloseReason::pool_exhausted:
     case CloseReason::banned:
     case CloseReason::per_ip_limit:
@@ -103,7 +105,9 @@ class Engine::Batch final : public FrameHandler {
   void frame(uint16_t type, const uint8_t* payload, uint32_t len) override {
     if (n_ == kMax) flush();
     views_[n_++] = FrameView{conn_, type, payload, len};
+    ++total_;
   }
+  uint64_t total() const { return total_; }
   void flush() override {
     if (!n_) return;
     e_->frames_in_.fetch_add(n_, std::memory_order_relaxed);
@@ -117,6 +121,7 @@ class Engine::Batch final : public FrameHandler {
   Handle conn_;
   FrameView views_[kMax];
   size_t n_ = 0;
+  uint64_t total_ = 0;  // frames seen, flushed or not
 };
 
 Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
@@ -346,6 +351,7 @@ void Engine::setup_connection(Accepted& a, Handle h, bool from_queue) {
     sc->fin_sent = false;
     sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
     sc->drain_deadline_ms.store(0, std::memory_order_relaxed);
+    sc->frame_started_ms.store(0, std::memory_order_relaxed);
     sc->close_reason = CloseReason::none;
     sc->ops_head = nullptr;
     sc->ops_count = 0;
@@ -358,6 +364,7 @@ void Engine::setup_connection(Accepted& a, Handle h, bool from_queue) {
     sc->sends_posted = 0;
     sc->announced = false;
     sc->reusable = false;
+    sc->reuse_wanted = false;
     // The "open" reference plus one held by this setup, so a concurrent
     // close() from the sink cannot free the slot under us.
     sc->outstanding.store(2);
@@ -470,6 +477,7 @@ void Engine::on_recv_stream(const Completion& c) {
       FrameError err = sc->decoder.feed(c.data, size_t(res), batch);
       batch.flush();
       if (err != FrameError::none) close_sc(sc, Handle{}, reason_for(err));
+      else note_partial_frame(sc, batch.total() > 0);
     }
   } else if (res <= 0) {
     close_failed(sc, res);
@@ -549,6 +557,7 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
     if (!post_recv(sc, io)) release_io(io);
     return;
   }
+  const uint64_t before = batch.total();
   FrameError err = sc->decoder.feed(io->buf, size_t(res), batch);
   batch.flush();
   if (err != FrameError::none) {
@@ -556,9 +565,22 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
     release_io(io);
     return;
   }
+  note_partial_frame(sc, batch.total() > before);
   // Re-post the same context. A successful re-post took its own reference; the caller
   // drops the old one.
   if (!post_recv(sc, io)) release_io(io);
+}
+
+// Only this socket's receive path writes the stamp (one receive is processed at a time),
+// the keeper reads it. A completed frame restarts the clock for the one after it.
+void Engine::note_partial_frame(SocketContext* sc, bool completed_any) {
+  if (!cfg_.frame_timeout_ms) return;
+  if (sc->decoder.buffered() == 0) {
+    sc->frame_started_ms.store(0, std::memory_order_relaxed);
+  } else if (completed_any || sc->frame_started_ms.load(std::memory_order_relaxed) == 0) {
+    // Never 0 while a frame is pending: 0 means none.
+    sc->frame_started_ms.store(std::max<uint64_t>(clock_ms(), 1), std::memory_order_relaxed);
+  }
 }
 
 // ---- send -------------------------------------------------------------------
@@ -760,14 +782,21 @@ bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
     wake_keeper();  // it enforces the drain deadline
     return true;
   }
-  // Socket reuse (IOCP DisconnectEx): graceful closes only.
-  const bool reuse = cfg_.socket_reuse && !abortive(reason) && port_->supports_socket_reuse();
+  // Socket reuse (IOCP DisconnectEx): not after a reset we send. The port's view of
+  // "requested" counts, as its environment may override the config.
+  const bool want = port_->socket_reuse_requested() && !abortive(reason);
+  const bool reuse = want && port_->supports_socket_reuse();
+  if (want) {
+    LockGuard g(sc->mu);
+    sc->reuse_wanted = true;
+  }
   // A condemned client gets a reset, not a FIN, and nothing it sends later is read.
   if (abortive(reason)) {
     if (!net::reset_now(sc->sock)) net::shutdown_both(sc->sock);
   } else if (!reuse) {
     net::shutdown_both(sc->sock);
   }
+  // Cancel first: cancelling after DisconnectEx was posted would cancel it too.
   port_->cancel(sc);
   if (reuse && !post_disconnect(sc)) net::shutdown_both(sc->sock);
   release_ref(sc);  // drop the open reference
@@ -830,14 +859,20 @@ void Engine::finalize(SocketContext* sc) {
     s = sc->sock;
     sc->sock = kInvalidSocket;
   }
-  bool reusable;
+  bool reusable, wanted;
   {
     LockGuard g(sc->mu);
     reusable = sc->reusable;
-    sc->reusable = false;
+    wanted = sc->reuse_wanted;
+    sc->reusable = sc->reuse_wanted = false;
   }
   if (sc->announced) sink_->on_close(h, reason);
-  if (!reusable || !port_->reuse_socket(s)) net::close_socket(s);
+  if (reusable && port_->reuse_socket(s)) {
+    sockets_reused_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    if (wanted) socket_reuse_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    net::close_socket(s);
+  }
   conn_current_.fetch_sub(1, std::memory_order_relaxed);
   bool counted;
   IpKey ip;
@@ -883,6 +918,8 @@ EngineStats Engine::stats() {
   s.recv_buffers_provided = recv_provided_.load();
   s.frames_dropped = frames_dropped_.load();
   s.drain_timeouts = drain_timeouts_.load();
+  s.sockets_reused = sockets_reused_.load();
+  s.socket_reuse_fallbacks = socket_reuse_fallbacks_.load();
   {
     LockGuard k(keeper_mu_);
     s.login_queue_current = uint32_t(queue_.size());

@@ -33,6 +33,7 @@ enum class CloseReason : uint8_t {
   server_shutdown,
   local_close,
   idle_timeout,
+  frame_timeout,  // a started frame was not completed in time (slow-loris)
   // Decided by the application (the TypeScript runtime): a payload its codec refused
   // (a reset, like a bad frame), and a handler that threw (graceful).
   bad_payload,
@@ -70,6 +71,7 @@ struct SocketContext {
   CloseReason close_reason = CloseReason::none;
   bool announced = false;  // on_open was delivered, so on_close is owed
   bool reusable = false;   // disconnect completed: hand the socket back to the port
+  bool reuse_wanted = false;  // closed in a way that could keep the socket (counted either way)
   bool fin_sent = false;   // draining: our side is shut down for sending
   IpKey ip;                // counted in the engine's admission table while connected
   bool ip_counted = false;
@@ -77,6 +79,8 @@ struct SocketContext {
   // draining connection is reset if it has not finished.
   std::atomic<uint64_t> last_rx_ms{0};
   std::atomic<uint64_t> drain_deadline_ms{0};
+  // Engine clock (ms) when the partial frame in the decoder began; 0: none pending.
+  std::atomic<uint64_t> frame_started_ms{0};
 
   // Posted ops, for diagnostics (under mu).
   IoContext* ops_head = nullptr;

@@ -26,6 +26,7 @@ export interface ServerOptions {
   loginQueue?: number
   idleTimeoutMs?: number
   drainTimeoutMs?: number
+  frameTimeoutMs?: number
   perIpMaxConnections?: number
   perIpConnectsPerSecond?: number
   perIpBanMs?: number
@@ -39,6 +40,7 @@ export const ENV_OPTIONS = {
   IOCPGEN_LOGIN_QUEUE: 'loginQueue',
   IOCPGEN_IDLE_TIMEOUT_MS: 'idleTimeoutMs',
   IOCPGEN_DRAIN_TIMEOUT_MS: 'drainTimeoutMs',
+  IOCPGEN_FRAME_TIMEOUT_MS: 'frameTimeoutMs',
   IOCPGEN_PER_IP_MAX_CONNECTIONS: 'perIpMaxConnections',
   IOCPGEN_PER_IP_CONNECTS_PER_SECOND: 'perIpConnectsPerSecond',
   IOCPGEN_PER_IP_BAN_MS: 'perIpBanMs',
@@ -88,12 +90,15 @@ export interface NativeStats {
   framesDropped: number
   /** Graceful closes reset because the client had not finished within drainTimeout. */
   drainTimeouts: number
+  /** Windows socket reuse: sockets handed back for a later AcceptEx, and sockets closed instead although reuse was asked for (it does not work on this system, or the disconnect failed). Both 0 on Linux. */
+  socketsReused: number
+  socketReuseFallbacks: number
   /** Clients waiting for a per-socket context, and what became of those that waited. */
   loginQueue: {waiting: number; highWater: number; queued: number; admitted: number; abandoned: number}
   /** Addresses tracked for the per-IP limits, banned now, and bans so far. */
   perIp: {tracked: number; banned: number; bansTotal: number}
   /**
-   * Closes by reason: peer_closed, reset, bad_frame_*, slow_consumer, idle_timeout, ... and
+   * Closes by reason: peer_closed, reset, bad_frame_*, slow_consumer, idle_timeout, frame_timeout, ... and
    * connections refused at accept: banned, per_ip_limit, connect_rate, login_queue_full,
    * pool_exhausted; and the runtime's own: bad_payload (a reset) and handler_error.
    */

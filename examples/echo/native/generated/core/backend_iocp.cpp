@@ -141,15 +141,20 @@ class IocpPort final : public Port {
   bool post_send(SocketContext* sc, IoContext* io) override;
   bool post_disconnect(SocketContext* sc, IoContext* io) override;
   bool supports_socket_reuse() const override { return reuse_; }
+  bool socket_reuse_requested() const override { return cfg_.socket_reuse; }
+  // A socket whose DisconnectEx(TF_REUSE_SOCKET) completed with success goes to the
+  // spare list; the next AcceptEx uses it instead of a new socket. false (caller closes
+  // it): reuse is off or does not work here, or the list is full.
+  bool reuse_socket(socket_t s) override;
   void cancel(SocketContext* sc) override;
   void cancel_accepts() override;
   size_t dequeue(int worker, Completion* out, size_t max, int timeout_ms) override;
   void wake(int worker) override;
 
-  // Hands a socket whose DisconnectEx(TF_REUSE_SOCKET) completed successfully
-  // back to the backend; the next AcceptEx uses it instead of a new socket.
-  // Returns false (caller closes it) when reuse is off or the pool is full.
-  bool recycle_socket(socket_t s);
+  IocpReuseTrace trace() {
+    LockGuard g(accept_mu_);
+    return trace_;
+  }
 
  private:
   static SocketContext* sc_of(IoContext* io) {
@@ -206,6 +211,7 @@ class IocpPort final : public Port {
   bool accepts_cancelled_ GUARDED_BY(accept_mu_) = false;
   std::vector<SOCKET> spare_ GUARDED_BY(accept_mu_);
   size_t spare_max_ = 0;
+  IocpReuseTrace trace_ GUARDED_BY(accept_mu_);
 };
 
 IocpPort::~IocpPort() {
@@ -355,7 +361,10 @@ bool IocpPort::listen(const std::string& host, uint16_t port, int backlog, uint1
   if (!load_extensions(why)) return false;
 
   if (cfg_.socket_reuse) {
-    reuse_ = probe_reuse();
+    // Test seam: act as if the probe passed, to drive the reuse path where the probe
+    // cannot (Wine ignores TF_REUSE_SOCKET).
+    const char* force = std::getenv("IOCPGEN_IOCP_REUSE_PROBE");
+    reuse_ = force && std::strcmp(force, "pass") == 0 ? true : probe_reuse();
     // Logged once per process, not once per engine.
     static std::atomic<bool> logged{false};
     if (!reuse_ && !logged.exchange(true))
@@ -534,6 +543,8 @@ bool IocpPort::post_accept(IoContext* io) {
     if (!cancelled && !spare_.empty()) {
       s = spare_.back();
       spare_.pop_back();
+      ++trace_.reaccepts;
+      trace_.last_reaccepted = s;
     }
   }
   if (cancelled) {
@@ -574,11 +585,13 @@ void IocpPort::cancel_accepts() {
   }
 }
 
-bool IocpPort::recycle_socket(socket_t s) {
+bool IocpPort::reuse_socket(socket_t s) {
   if (!reuse_ || s == kInvalidSocket) return false;
   LockGuard g(accept_mu_);
   if (accepts_cancelled_ || spare_.size() >= spare_max_) return false;
   spare_.push_back(s);
+  ++trace_.given_back;
+  trace_.last_given_back = s;
   return true;
 }
 
@@ -679,13 +692,11 @@ void IocpPort::issue_send(SocketContext* sc, IoContext* io) {
 
 // ---- disconnect -------------------------------------------------------------
 
+// The engine posts this once, after cancel() (port.h), so "cancelled" does not refuse it:
+// that would make every socket unfit for reuse.
 bool IocpPort::post_disconnect(SocketContext* sc, IoContext* io) {
   LockGuard g(sc->port.mu);
   set_op(io, sc, false);
-  if (sc->port.cancelled) {
-    deliver(io, kIoCanceled);
-    return true;
-  }
   if (!reuse_) {
     // Same as the other backends: half-close and complete at once. (wine's
     // DisconnectEx is exactly this, but reports pending while completing
@@ -853,9 +864,9 @@ void IocpPort::wake(int) { PostQueuedCompletionStatus(port_, 0, kWakeKey, nullpt
 
 std::unique_ptr<Port> make_iocp_port() { return std::unique_ptr<Port>(new iocp::IocpPort()); }
 
-bool iocp_recycle_socket(Port* port, socket_t s) {
+IocpReuseTrace iocp_reuse_trace(Port* port) {
   iocp::IocpPort* p = dynamic_cast<iocp::IocpPort*>(port);
-  return p && p->recycle_socket(s);
+  return p ? p->trace() : IocpReuseTrace{};
 }
 
 }  // namespace iocpgen

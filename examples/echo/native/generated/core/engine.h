@@ -63,6 +63,11 @@ struct EngineStats {
   bool recv_buffers_provided = false;  // io_uring provided-buffer receives in use
   uint64_t frames_dropped = 0;         // drop_when_slow: sends dropped on a full queue
   uint64_t drain_timeouts = 0;         // graceful closes reset after drain_timeout_ms
+  // IOCP socket reuse: sockets handed back to the port for a later AcceptEx, and closes
+  // that closed the socket although reuse was asked for (no working TF_REUSE_SOCKET, a
+  // failed disconnect, or a full spare list).
+  uint64_t sockets_reused = 0;
+  uint64_t socket_reuse_fallbacks = 0;
   // The login queue (sockets waiting for a per-socket context).
   uint32_t login_queue_current = 0;
   uint32_t login_queue_high_water = 0;
@@ -114,6 +119,8 @@ class Engine {
   // Diagnostics: one line per open connection with its posted ops.
   void dump(FILE* out);
   uint16_t port() const { return bound_port_; }
+  // The backend, for tests that look below the engine (null before start()).
+  Port* backend() { return port_.get(); }
   const char* backend_name() const;
 
  private:
@@ -128,6 +135,8 @@ class Engine {
   void on_disconnect(IoContext* io, int64_t res);
   // Caller drops the completed op's reference afterwards.
   void process_recv(SocketContext* sc, IoContext* io, Batch& batch);
+  // After a feed: stamps when a partial frame began, for frame_timeout_ms.
+  void note_partial_frame(SocketContext* sc, bool completed_any);
   // Accepted sockets: limits, then a context, the login queue, or a refusal.
   struct Accepted {
     socket_t sock = kInvalidSocket;
@@ -192,6 +201,7 @@ class Engine {
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> closes_[static_cast<size_t>(CloseReason::count_)] = {};
   std::atomic<uint64_t> frames_dropped_{0}, drain_timeouts_{0};
+  std::atomic<uint64_t> sockets_reused_{0}, socket_reuse_fallbacks_{0};
 
   const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();  // clock_ms() zero
   Admission admission_;

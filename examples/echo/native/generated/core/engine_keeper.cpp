@@ -64,9 +64,14 @@ bool Engine::enqueue_login(Accepted& a) {
 
 void Engine::keeper_main() {
   uint64_t last_tell = 0, last_sweep = 0, last_scan = 0;
-  const uint64_t idle = cfg_.idle_timeout_ms;
-  // Idle connections are looked for a few times per timeout, at most once a second.
-  const uint64_t scan_every = idle ? std::clamp<uint64_t>(idle / 8, kTickMs, 1000) : 0;
+  // Idle connections and stalled frames are looked for a few times per timeout, at
+  // least once a second.
+  uint64_t scan_every = 0;
+  for (uint64_t t : {uint64_t(cfg_.idle_timeout_ms), uint64_t(cfg_.frame_timeout_ms)}) {
+    if (!t) continue;
+    const uint64_t every = std::clamp<uint64_t>(t / 8, kTickMs, 1000);
+    scan_every = scan_every ? std::min(scan_every, every) : every;
+  }
   for (;;) {
     {
       LockGuard k(keeper_mu_);
@@ -167,13 +172,19 @@ void Engine::refuse_queued() {
 
 void Engine::enforce_timeouts(uint64_t now) {
   const uint64_t idle = cfg_.idle_timeout_ms;
+  const uint64_t frame = cfg_.frame_timeout_ms;
   for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
     const Handle h = sockets_->current(i);
     if (!h.valid()) continue;
     SocketContext* sc = sockets_->slot(i);
     if (!sc) continue;
     const ConnState st = sc->state.load();
-    if (st == ConnState::open && idle && now > sc->last_rx_ms.load(std::memory_order_relaxed) + idle) {
+    const uint64_t started = frame && st == ConnState::open ? sc->frame_started_ms.load(std::memory_order_relaxed) : 0;
+    if (started && now > started + frame) {
+      // A trickle keeps the idle timer fresh; a frame begun this long ago is an attack
+      // or a dead link: reset it, so it costs nothing more.
+      close_sc(sc, h, CloseReason::frame_timeout);
+    } else if (st == ConnState::open && idle && now > sc->last_rx_ms.load(std::memory_order_relaxed) + idle) {
       close_sc(sc, h, CloseReason::idle_timeout);
     } else if (st == ConnState::draining && now > sc->drain_deadline_ms.load(std::memory_order_relaxed)) {
       // The peer has not taken what was sent, or not closed its side: reset it.

@@ -87,6 +87,9 @@ class Port {
   // at once after shutdown().
   virtual bool post_disconnect(SocketContext* sc, IoContext* io) = 0;
   virtual bool supports_socket_reuse() const { return false; }
+  // Reuse was asked for here (IOCP with socket_reuse): with supports_socket_reuse()
+  // false, the engine closes each socket instead and counts the fallback.
+  virtual bool socket_reuse_requested() const { return false; }
   // Called by the engine with a socket whose post_disconnect completed with
   // 0, once nothing else is posted on it. true: the backend keeps it for a
   // later accept. false: the engine closes it.

@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {quickCheck, validateSpecFile} from '../src/spec/validate.js'
+import {prng, type Rng} from './support/prng.js'
 
 const root = join(import.meta.dirname, '..')
 const fixtures = join(import.meta.dirname, 'fixtures')
@@ -22,20 +23,6 @@ const bad = readdirSync(join(fixtures, 'bad'))
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x10c9)
 const CASES = Number(process.env.FUZZ_CASES ?? 400)
-
-/** mulberry32: small, fast and the same on every machine. */
-function rng(seed: number) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  return {next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!}
-}
-type Rng = ReturnType<typeof rng>
 
 const NUMBERS = ['1e400', '-1e400', '.inf', '-.inf', '.nan', '.NaN', '18446744073709551616', '-0', '0x1F', '0o17', '0b101', '1_000', '-.5', '1.', '+1', '1e3', '~', 'NULL', 'True']
 const UNICODE = ['é', '名前', '😀', '\u200b', '\u0085', '\u2028', '\ufeff', 'ǅ']
@@ -126,7 +113,7 @@ function mutant(r: Rng): {text: string; how: string[]} {
 describe('validate on mutated specs', () => {
   it(`${CASES} mutants from seed ${SEED}: no throw, positions inside the file, one verdict`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'iocpgen-fuzz-'))
-    const r = rng(SEED)
+    const r = prng(SEED)
     let vouched = 0
     for (let i = 0; i < CASES; i++) {
       const {text, how} = mutant(r)

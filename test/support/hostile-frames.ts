@@ -2,6 +2,9 @@
 // noting where each bool, enum, length prefix and string sits, mutations of those sites,
 // and an oracle that says what a correct server does with any byte stream.
 import type {Field, Spec, TypeRef} from '../../src/spec/model.js'
+import {prng, type Rng} from './prng.js'
+
+export {prng}
 
 /** Close reasons the suite expects. Names the core does not have yet are our proposal. */
 export const REASON = {
@@ -15,20 +18,6 @@ export const REASON = {
   frameTimeout: 'frame_timeout',
 } as const
 
-/** A small seeded PRNG (mulberry32), so every run sends the same bytes. */
-export function prng(seed: number) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  return {next, int: (n: number) => Math.floor(next() * n), bytes: (n: number) => Buffer.from(Array.from({length: n}, () => Math.floor(next() * 256)))}
-}
-
-type Rng = ReturnType<typeof prng>
 
 const SIZE: Record<string, number> = {u8: 1, i8: 1, bool: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, u64: 8, i64: 8, f64: 8}
 const prefixOf = (max: number) => (max <= 0xffff ? 2 : 4)

@@ -144,9 +144,10 @@ bool expect_frame(tnet::Client& c, uint16_t type, const std::string& payload) {
   return true;
 }
 
-// Descriptors (Linux) or handles (Windows) the process holds now. Under Wine the count is
-// of host descriptors, which Wine itself opens and closes as it likes: only growth there
-// means a leak (handles_exact is false).
+// Descriptors (Linux) or handles (Windows) the process holds now. Wine reports no handle
+// count; there the count is of host descriptors, which Wine itself opens and closes as it
+// likes (runs differ by tens either way), so it is printed but not a verdict
+// (handles_exact is false) and the pools carry the check.
 bool handles_exact = true;
 long open_handles() {
 #ifdef _WIN32
@@ -611,53 +612,57 @@ std::string u32s(uint32_t v);
 void test_reset_churn(const EngineConfig& cfg) {
   Server s(cfg);
   CHECK(s.ok());
-  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
-  const long base_fds = open_handles();
-  CHECK(base_fds > 0);
-  auto handles_back = [&] {
-    const long n = open_handles();
-    return handles_exact ? n == base_fds : n <= base_fds;
-  };
   const int total = scaled(10000, 300), threads = 6;
   const char* seed_env = getenv("IOCPGEN_TEST_SEED");
   const uint32_t seed = seed_env ? uint32_t(strtoul(seed_env, nullptr, 10)) : 12345u;
   std::atomic<int> bad{0}, kinds[5] = {};
   const std::vector<uint8_t> whole = frame(kEcho, std::string(300, 'w'));
   const std::vector<uint8_t> flood = frame(kFlood, u32s(16));  // 256 KiB back: a send stays posted
+  auto cycle = [&](int kind, std::mt19937& rng) {
+    tnet::Client c;
+    if (!c.connect(s.port, 5000, kind == 4 ? 4096 : 0)) { bad++; return; }
+    kinds[kind]++;
+    switch (kind) {
+      case 0:  // clean close after a round trip
+        if (!c.send_all(whole) || !c.recv_exact(std::vector<char>(whole.size()).data(), whole.size())) bad++;
+        c.close();
+        break;
+      case 1:  // reset after nothing
+        c.abort();
+        break;
+      case 2:  // reset after part of a frame
+        // Half the time less than the header.
+        c.send_all(whole.data(), rng() % 2 ? 1 + rng() % 5 : 6 + rng() % (whole.size() - 6));
+        c.abort();
+        break;
+      case 3:  // reset after a whole frame
+        c.send_all(whole);
+        c.abort();
+        break;
+      default: {  // reset while the reply is being sent
+        char tmp[64];
+        c.send_all(flood);
+        c.recv_exact(tmp, sizeof tmp);
+        c.abort();
+      }
+    }
+  };
+  // A few cycles of each kind before the baseline: a runtime may open descriptors of its own
+  // on first use (Wine does, for a fresh prefix), and those are not ours to count.
+  {
+    std::mt19937 rng(seed);
+    for (int i = 0; i < 50; ++i) cycle(i % 5, rng);
+    for (auto& k : kinds) k = 0;
+  }
+  CHECK(tnet::wait_until([&] { return s.idle(cfg.accept_backlog); }, 5000));
+  const long base_fds = open_handles();
+  CHECK(base_fds > 0);
+  auto handles_back = [&] { return !handles_exact || open_handles() == base_fds; };
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&, t] {
       std::mt19937 rng(seed + uint32_t(t));
-      for (int i = 0; i < total / threads; ++i) {
-        const int kind = int(rng() % 5);
-        tnet::Client c;
-        if (!c.connect(s.port, 5000, kind == 4 ? 4096 : 0)) { bad++; continue; }
-        kinds[kind]++;
-        switch (kind) {
-          case 0:  // clean close after a round trip
-            if (!c.send_all(whole) || !c.recv_exact(std::vector<char>(whole.size()).data(), whole.size())) bad++;
-            c.close();
-            break;
-          case 1:  // reset after nothing
-            c.abort();
-            break;
-          case 2:  // reset after part of a frame
-            // Half the time less than the header.
-            c.send_all(whole.data(), rng() % 2 ? 1 + rng() % 5 : 6 + rng() % (whole.size() - 6));
-            c.abort();
-            break;
-          case 3:  // reset after a whole frame
-            c.send_all(whole);
-            c.abort();
-            break;
-          default: {  // reset while the reply is being sent
-            char tmp[64];
-            c.send_all(flood);
-            c.recv_exact(tmp, sizeof tmp);
-            c.abort();
-          }
-        }
-      }
+      for (int i = 0; i < total / threads; ++i) cycle(int(rng() % 5), rng);
     });
   }
   for (auto& th : ts) th.join();
@@ -670,6 +675,7 @@ void test_reset_churn(const EngineConfig& cfg) {
             st.socket_pool.in_use, int(st.io_pool.in_use) - cfg.accept_backlog, open_handles() - base_fds, seed);
     s.engine->dump(stderr);
   }
+  if (!handles_exact) fprintf(stderr, "  host descriptors under Wine: %+ld from baseline\n", open_handles() - base_fds);
   CHECK(settled);
   CHECK(st.socket_pool.in_use == 0);
   CHECK(st.io_pool.in_use == uint32_t(cfg.accept_backlog));

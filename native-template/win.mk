@@ -89,5 +89,20 @@ win test-win:
 	@echo "win.mk: $(WIN_CXX) not found; the Windows build cannot run (Debian: g++-mingw-w64-x86-64-posix)" >&2; exit 1
 endif
 
+# The runtime's Windows prebuild: linked against an import library made from node-api-headers'
+# .def (node.exe exports N-API), with the mingw runtime static so it needs no DLL of its own.
+WIN_PREBUILD := $(PREBUILDS)/win32-x64/node.napi.node
+WIN_NODE_LIB := $(WIN_BUILD)/libnode.a
+prebuild-win: $(WIN_PREBUILD)
+
+$(WIN_NODE_LIB): ../node_modules/node-api-headers/def/node_api.def
+	@mkdir -p $(dir $@)
+	x86_64-w64-mingw32-dlltool -d $< -l $@ -D node.exe
+
+$(WIN_PREBUILD): $(ADDON_SRCS) $(ADDON_HDRS) $(WIN_CORE_SRCS) $(WIN_NODE_LIB) win.mk
+	@mkdir -p $(dir $@)
+	$(WIN_CXX) -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -O2 -DNDEBUG -shared -D_WIN32_WINNT=0x0601 -DWINVER=0x0601 \
+	  -DWIN32_LEAN_AND_MEAN -DNOMINMAX $(ADDON_FLAGS) $(ADDON_SRCS) $(WIN_CORE_SRCS) -o $@ $(WIN_NODE_LIB) $(WIN_LDFLAGS) $(WIN_LIBS)
+
 clean-win:
 	rm -rf $(WIN_BUILD)

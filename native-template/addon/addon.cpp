@@ -5,6 +5,8 @@
 // makes workers wait before re-posting their connection's receive: backpressure, not growth.
 // JS -> native: the runtime batches a tick's sends into one Buffer and one call.
 // No native lock is held while JS runs: the queue lock is held only to append or swap.
+// The addon is the same for every spec: the runtime hands it the spec's settings and
+// message table as options. Records and options are declared once, in bridge.json.
 #include <napi.h>
 
 #include <algorithm>
@@ -19,15 +21,14 @@
 #include <utility>
 #include <vector>
 
+#include "bridge.h"
 #include "engine.h"
-#include "protocol.h"
 
 namespace iocpgen {
 namespace {
 
-// Event records, little-endian: a 16-byte header, then `len` bytes.
-//   u8 kind, u8 reason, u16 type (frame) or peer port (open), u32 index, u32 gen, u32 len
-enum class EventKind : uint8_t { open = 1, frame = 2, close = 3 };
+using bridge::EventKind;
+namespace event = bridge::event;
 
 // The event queue's bytes: growth leaves new bytes uninitialized (each event is written in
 // full right after; zero-filling first only doubled the memory traffic), and the block is
@@ -74,7 +75,7 @@ class Bytes {
   size_t size_ = 0;
   size_t cap_ = 0;
 };
-constexpr size_t kEventHeader = 16;
+constexpr size_t kEventHeader = event::kSize;
 
 class EventQueue final : public FrameSink {
  public:
@@ -139,12 +140,12 @@ class EventQueue final : public FrameSink {
 
  private:
   static void header(uint8_t* p, EventKind kind, uint8_t reason, uint16_t type, Handle h, uint32_t len) {
-    p[0] = uint8_t(kind);
-    p[1] = reason;
-    put16(p + 2, type);
-    put32(p + 4, h.index);
-    put32(p + 8, h.gen);
-    put32(p + 12, len);
+    p[event::kKind] = uint8_t(kind);
+    p[event::kReason] = reason;
+    put16(p + event::kType, type);
+    put32(p + event::kIndex, h.index);
+    put32(p + event::kGen, h.gen);
+    put32(p + event::kLen, len);
   }
   static void put16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v); p[1] = uint8_t(v >> 8); }
   static void put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (8 * i)); }
@@ -180,49 +181,30 @@ class EventQueue final : public FrameSink {
 
 uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
 
-uint32_t option(const Napi::Object& o, const char* key, uint32_t fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
-}
-
 class NativeServer final : public Napi::ObjectWrap<NativeServer> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeServer",
                        {InstanceMethod<&NativeServer::Start>("start"), InstanceMethod<&NativeServer::Send>("send"),
                         InstanceMethod<&NativeServer::Broadcast>("broadcast"), InstanceMethod<&NativeServer::Close>("close"),
-                        InstanceMethod<&NativeServer::Stats>("stats"), InstanceMethod<&NativeServer::Stop>("stop")});
+                        InstanceMethod<&NativeServer::Stats>("stats"), InstanceMethod<&NativeServer::Options>("options"),
+                        InstanceMethod<&NativeServer::Stop>("stop")});
   }
 
-  // new NativeServer(options, onEvents): options override the spec's settings.
+  // new NativeServer(options, onEvents): options are bridge.json's; a missing one keeps
+  // EngineConfig's default, a wrong one throws.
   explicit NativeServer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeServer>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
       Napi::TypeError::New(env, "new NativeServer(options, onEvents)").ThrowAsJavaScriptException();
       return;
     }
-    Napi::Object o = info[0].As<Napi::Object>();
-    cfg_ = generated::spec_config();
-    cfg_.port = uint16_t(option(o, "port", cfg_.port));
-    cfg_.workers = int(option(o, "workers", uint32_t(cfg_.workers)));
-    const uint32_t spec_connections = cfg_.max_connections;
-    cfg_.max_connections = option(o, "maxConnections", cfg_.max_connections);
-    // More connections than the spec sized the I/O pool for: derive it again.
-    if (cfg_.max_connections > spec_connections) cfg_.io_contexts = 0;
-    cfg_.io_contexts = option(o, "ioContexts", cfg_.io_contexts);
-    cfg_.login_queue = option(o, "loginQueue", cfg_.login_queue);
-    cfg_.idle_timeout_ms = option(o, "idleTimeoutMs", cfg_.idle_timeout_ms);
-    cfg_.drain_timeout_ms = option(o, "drainTimeoutMs", cfg_.drain_timeout_ms);
-    cfg_.frame_timeout_ms = option(o, "frameTimeoutMs", cfg_.frame_timeout_ms);
-    cfg_.per_ip_max_connections = option(o, "perIpMaxConnections", cfg_.per_ip_max_connections);
-    cfg_.per_ip_connects_per_sec = option(o, "perIpConnectsPerSecond", cfg_.per_ip_connects_per_sec);
-    cfg_.per_ip_ban_ms = option(o, "perIpBanMs", cfg_.per_ip_ban_ms);
-    if (o.Get("host").IsString()) cfg_.host = o.Get("host").As<Napi::String>().Utf8Value();
-    if (o.Get("backend").IsString()) {
-      const std::string b = o.Get("backend").As<Napi::String>().Utf8Value();
-      cfg_.backend = b == "epoll" ? BackendChoice::epoll : b == "uring" ? BackendChoice::uring : b == "iocp" ? BackendChoice::iocp : BackendChoice::automatic;
+    if (!bridge::read_options(info[0].As<Napi::Object>(), cfg_, addon_)) return;
+    if (cfg_.workers == 0) {
+      const unsigned cores = std::thread::hardware_concurrency();
+      cfg_.workers = int(cores ? cores : 2);
     }
-    const size_t limit = option(o, "eventQueueLimit", 64u << 20);
+    const size_t limit = addon_.event_queue_limit;
 
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "iocpgen events", 0, 1);
     tsfn_.Unref(env);  // start() makes the running server keep the process alive
@@ -230,7 +212,9 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     engine_ = std::make_unique<Engine>(cfg_, queue_.get());
   }
 
-  ~NativeServer() override { Shutdown(); }
+  ~NativeServer() override {
+    if (engine_) Shutdown();
+  }
 
  private:
   // Any thread. Each call carries its own reference to the queue, so a delivery still
@@ -285,10 +269,11 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
       if (!parts_.empty() && !engine_->send_parts(run, parts_.data(), parts_.size(), uint32_t(parts_.size()))) rejected += uint32_t(parts_.size());
       parts_.clear();
     };
-    while (end - p >= 12) {
-      const Handle h{get32(p), get32(p + 4)};
-      const uint32_t len = get32(p + 8);
-      p += 12;
+    namespace rec = bridge::send;
+    while (size_t(end - p) >= rec::kSize) {
+      const Handle h{get32(p + rec::kIndex), get32(p + rec::kGen)};
+      const uint32_t len = get32(p + rec::kLen);
+      p += rec::kSize;
       if (uint32_t(end - p) < len) break;
       if (!parts_.empty() && h != run) flush();
       run = h;
@@ -307,8 +292,9 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     auto handles = info[0].As<Napi::Buffer<uint8_t>>();
     auto frame = info[1].As<Napi::Buffer<uint8_t>>();
     uint32_t ok = 0;
-    for (size_t i = 0; i + 8 <= handles.Length(); i += 8) {
-      const Handle h{get32(handles.Data() + i), get32(handles.Data() + i + 4)};
+    namespace rec = bridge::handle;
+    for (size_t i = 0; i + rec::kSize <= handles.Length(); i += rec::kSize) {
+      const Handle h{get32(handles.Data() + i + rec::kIndex), get32(handles.Data() + i + rec::kGen)};
       if (engine_->send(h, frame.Data(), frame.Length(), 1)) ++ok;
     }
     return Napi::Number::New(env, ok);
@@ -329,46 +315,18 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const EngineStats s = engine_->stats();
-    auto pool = [&](const PoolStats& p) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("capacity", p.capacity);
-      o.Set("inUse", p.in_use);
-      o.Set("highWater", p.high_water);
-      return o;
-    };
     Napi::Object r = Napi::Object::New(env);
     r.Set("backend", engine_->backend_name());
-    r.Set("connections", double(s.connections_current));
-    r.Set("connectionsTotal", double(s.connections_total));
-    r.Set("socketPool", pool(s.socket_pool));
-    r.Set("ioPool", pool(s.io_pool));
-    r.Set("bytesIn", double(s.bytes_in));
-    r.Set("bytesOut", double(s.bytes_out));
-    r.Set("framesIn", double(s.frames_in));
-    r.Set("framesOut", double(s.frames_out));
-    r.Set("acceptErrors", double(s.accept_errors));
+    bridge::write_stats(env, r, s);
     r.Set("backpressureWaits", double(queue_->backpressure_waits()));
-    r.Set("framesDropped", double(s.frames_dropped));
-    r.Set("drainTimeouts", double(s.drain_timeouts));
-    r.Set("socketsReused", double(s.sockets_reused));
-    r.Set("socketReuseFallbacks", double(s.socket_reuse_fallbacks));
-    Napi::Object lq = Napi::Object::New(env);
-    lq.Set("waiting", s.login_queue_current);
-    lq.Set("highWater", s.login_queue_high_water);
-    lq.Set("queued", double(s.login_queued_total));
-    lq.Set("admitted", double(s.login_queue_admitted));
-    lq.Set("abandoned", double(s.login_queue_abandoned));
-    r.Set("loginQueue", lq);
-    Napi::Object ip = Napi::Object::New(env);
-    ip.Set("tracked", double(s.addresses_tracked));
-    ip.Set("banned", double(s.addresses_banned));
-    ip.Set("bansTotal", double(s.bans_total));
-    r.Set("perIp", ip);
     Napi::Object closes = Napi::Object::New(env);
     for (size_t i = 1; i < size_t(CloseReason::count_); ++i) closes.Set(close_reason_name(CloseReason(i)), double(s.closes[i]));
     r.Set("closes", closes);
     return r;
   }
+
+  // The settings in effect (after defaults), under the names of the options.
+  Napi::Value Options(const Napi::CallbackInfo& info) { return bridge::options_object(info.Env(), cfg_, addon_); }
 
   // Graceful stop: the engine closes every client and waits for every operation. Events
   // queued meanwhile (the closes) are still delivered.
@@ -388,6 +346,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   }
 
   EngineConfig cfg_;
+  bridge::AddonOptions addon_;
   std::vector<Engine::Part> parts_;  // Send's scratch (JS thread only)
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<EventQueue> queue_;
@@ -401,6 +360,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeServer", iocpgen::NativeServer::Define(env));
+  exports.Set("bridge", iocpgen::bridge::kHash);
   exports.Set("closeReasons", [&] {
     Napi::Array a = Napi::Array::New(env);
     for (size_t i = 0; i < size_t(iocpgen::CloseReason::count_); ++i) a.Set(uint32_t(i), iocpgen::close_reason_name(iocpgen::CloseReason(i)));

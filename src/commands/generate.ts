@@ -3,14 +3,15 @@ import {join, resolve} from 'node:path'
 
 import {Flags} from '@oclif/core'
 
-import {applyPlan, readManifest} from '../generate/plan.js'
+import {applyPlan, readManifest, RUNTIME_PACKAGE} from '../generate/plan.js'
 import {describePlan, prepare} from '../generate/workflow.js'
 import {BaseCommand, SpecError} from '../util/command.js'
 
 export default class Generate extends BaseCommand {
   static override summary = 'Regenerate a project after its spec changed; your handlers are never overwritten.'
-  static override description = `Rewrites src/generated/, native/generated/ and binding.gyp, adds a handler stub and a
-table entry for each new client message, deletes generated files the spec no longer needs,
+  static override description = `Rewrites what changed in src/generated/ and test/generated/, adds a handler stub and a
+table entry for each new client message, moves package.json's pin of @iocpgen/runtime to
+this generator's version, deletes generated files the spec no longer needs,
 and lists handlers of removed messages without deleting them. A generated file edited by
 hand is a conflict: nothing is written unless --force.
 Exit codes: 0 done (or up to date with --check), 1 spec errors, conflicts, or --check found
@@ -46,6 +47,9 @@ changes, 2 usage error.`
 
     if (flags.check || flags['dry-run']) {
       if (text) this.log(text)
+      // The pin is not generated output: a project made by another version of the tool
+      // passes while its output is the same.
+      if (flags.check && plan.pin) this.warn(`package.json pins ${RUNTIME_PACKAGE} ${plan.pin.from}; this generator is ${plan.pin.to}. Run "npx iocpgen generate" and npm install to move it.`)
       if (flags.check && plan.actions.length > 0) {
         process.exitCode = 1
         this.logToStderr(`${plan.actions.length} file(s) out of date: run "npx iocpgen generate"`)

@@ -12,9 +12,9 @@ import {specHash, TOOL_VERSION} from './project.js'
 
 export const MANIFEST = '.iocpgen/manifest.json'
 
+// No tool version here: a tool upgrade that renders the same files changes nothing.
 export interface Manifest {
   tool: string
-  version: string
   spec: string
   specSha256: string
   /** Every tool-owned file and the sha256 of what was written. */
@@ -31,8 +31,19 @@ export interface Conflict {
   why: string
 }
 
+/** The project's pin of @iocpgen/runtime, when it is not this tool's version. */
+export interface RuntimePin {
+  from: string
+  to: string
+  /** package.json with the pin moved to `to`. */
+  content: string
+  before: string
+}
+
 export interface Plan {
   actions: Action[]
+  /** Moving the runtime's pin is not a change of generated output: --check only warns. */
+  pin?: RuntimePin
   conflicts: Conflict[]
   /** Handler files and table entries of messages the spec no longer has. */
   orphans: string[]
@@ -57,7 +68,7 @@ export function planProject(dir: string, files: readonly ProjectFile[], spec: Sp
   const read = (p: string) => (existsSync(join(dir, p)) ? readFileSync(join(dir, p), 'utf8') : undefined)
   const actions: Action[] = []
   const conflicts: Conflict[] = []
-  const manifest: Manifest = {tool: 'iocpgen', version: TOOL_VERSION, spec: specFile, specSha256: specHash(specText), files: {}}
+  const manifest: Manifest = {tool: 'iocpgen', spec: specFile, specSha256: specHash(specText), files: {}}
 
   for (const f of files) {
     const disk = read(f.path)
@@ -104,7 +115,25 @@ export function planProject(dir: string, files: readonly ProjectFile[], spec: Sp
     const before = read(MANIFEST)
     actions.push(before === undefined ? {kind: 'create', path: MANIFEST, content} : {kind: 'update', path: MANIFEST, content, before})
   }
-  return {actions: actions.sort((a, b) => a.path.localeCompare(b.path)), conflicts, orphans: orphans.sort(), addedHandlers, manifest}
+  const pin = runtimePin(read('package.json'))
+  return {actions: actions.sort((a, b) => a.path.localeCompare(b.path)), ...(pin ? {pin} : {}), conflicts, orphans: orphans.sort(), addedHandlers, manifest}
+}
+
+export const RUNTIME_PACKAGE = '@iocpgen/runtime'
+
+/** The generated code needs the runtime of this tool's version: the pin, when it differs. */
+function runtimePin(pkg: string | undefined): RuntimePin | undefined {
+  if (pkg === undefined) return undefined
+  let from: unknown
+  try {
+    from = (JSON.parse(pkg) as {dependencies?: Record<string, unknown>}).dependencies?.[RUNTIME_PACKAGE]
+  } catch {
+    return undefined
+  }
+  if (typeof from !== 'string' || from === TOOL_VERSION) return undefined
+  // Only the version string changes: the user's formatting stays.
+  const entry = new RegExp(`("${RUNTIME_PACKAGE.replace('/', '\\/')}"\\s*:\\s*)"[^"]*"`)
+  return {from, to: TOOL_VERSION, before: pkg, content: pkg.replace(entry, `$1"${TOOL_VERSION}"`)}
 }
 
 function handlerFilesOnDisk(dir: string): string[] {
@@ -117,12 +146,23 @@ function handlerFilesOnDisk(dir: string): string[] {
 }
 
 export function applyPlan(dir: string, plan: Plan): void {
+  if (plan.pin) writeFileSync(join(dir, 'package.json'), plan.pin.content)
   for (const a of plan.actions) {
     const p = join(dir, a.path)
-    if (a.kind === 'delete') rmSync(p, {force: true})
-    else {
+    if (a.kind === 'delete') {
+      rmSync(p, {force: true})
+      removeEmptyParents(dir, dirname(p))
+    } else {
       mkdirSync(dirname(p), {recursive: true})
       writeFileSync(p, a.content)
     }
+  }
+}
+
+/** Removes `from` and its parents while they are empty, up to (not including) the project. */
+function removeEmptyParents(project: string, from: string): void {
+  for (let d = from; d.startsWith(project) && d.length > project.length; d = dirname(d)) {
+    if (!existsSync(d) || readdirSync(d).length > 0) return
+    rmSync(d, {recursive: true})
   }
 }

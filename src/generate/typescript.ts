@@ -82,7 +82,7 @@ function codecOf(name: string, fields: readonly Field[], table: TypeTable): stri
 
 export function emitProtocol(spec: Spec, header: string): string {
   const table = tableOf(spec)
-  const out: string[] = [header, "import {Reader, Writer} from './runtime/wire.js'", '']
+  const out: string[] = [header, "import type {Codec, Reader, Writer} from '@iocpgen/runtime'", '']
   for (const e of spec.enums) {
     out.push(
       `export const ${e.name} = {${e.values.map((v) => `${v.name}: ${v.value}`).join(', ')}} as const`,
@@ -112,13 +112,11 @@ export function emitProtocol(spec: Spec, header: string): string {
     `/** Messages the server sends. */`,
     `export type OutboundName = ${union(outbound(spec.messages).map((m) => m.name))}`,
     '',
-    'export interface Codec<T> {',
-    '  id: number',
-    '  encode(w: Writer, m: T): void',
-    '  decode(r: Reader): T',
-    '  /** Payload size bounds in bytes, as the native core checks them. */',
-    '  minSize: number',
-    '  maxSize: number',
+    '/** The protocol\'s types, as the runtime takes them. */',
+    'export interface Types {',
+    '  messages: Messages',
+    '  inbound: InboundName',
+    '  outbound: OutboundName',
     '}',
     '',
     'export const codecs: {[K in MessageName]: Codec<Messages[K]>} = {',

@@ -5,7 +5,7 @@ import type {Diagnostic} from '../diagnostics/diagnostic.js'
 import {formatText, makeReport} from '../diagnostics/format.js'
 import {validateSpecFile} from '../spec/validate.js'
 import {unifiedDiff} from './diff.js'
-import {type Plan, planProject} from './plan.js'
+import {type Plan, planProject, RUNTIME_PACKAGE} from './plan.js'
 import {renderProject} from './project.js'
 
 export interface Prepared {
@@ -34,6 +34,7 @@ export function describePlan(plan: Plan, withDiff: boolean): string {
     out.push(`${a.kind.padEnd(6)} ${a.path}`)
     if (withDiff && a.kind === 'update') out.push(unifiedDiff(a.path, a.before, a.content))
   }
+  if (plan.pin) out.push(`pin    package.json: ${RUNTIME_PACKAGE} ${plan.pin.from} -> ${plan.pin.to}, the version this generator writes for (then run npm install)`)
   for (const c of plan.conflicts) out.push(`conflict ${c.path}: ${c.why}`)
   for (const n of plan.addedHandlers) out.push(`handler  added ${n} to src/handlers/index.ts`)
   for (const o of plan.orphans) out.push(`orphan   ${o} (its message is no longer in the spec; remove it when you are ready)`)

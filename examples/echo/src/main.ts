@@ -1,7 +1,7 @@
-import {Server} from './generated/runtime/server.js'
+import {createServer} from './generated/server.js'
 import {handlers} from './handlers/index.js'
 
-const server = new Server(handlers, {port: Number(process.env.PORT ?? 7001)})
+const server = createServer(handlers, {port: Number(process.env.PORT ?? 7001)})
 const {port, backend} = await server.start()
 console.log(`echo listening on port ${port} (${backend})`)
 

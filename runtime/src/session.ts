@@ -1,12 +1,17 @@
 // A connected client. Its id carries the native slot's generation, so an id kept after the
 // client left never reaches the next client in that slot.
-import type {Messages, OutboundName} from '../protocol.js'
-import type {SessionState} from '../../session-state.js'
+import type {MessageOf, ProtocolTypes} from './protocol.js'
+
+/** A connection as the native core knows it. */
+export interface Connection {
+  readonly index: number
+  readonly gen: number
+}
 
 /** What a Session needs from its server; kept narrow so sessions stay cheap. */
 export interface SessionHost {
-  sendFrame(session: Session, type: OutboundName, message: unknown): boolean
-  closeSession(session: Session): boolean
+  sendFrame(connection: Connection, type: string, message: unknown): boolean
+  closeSession(connection: Connection): boolean
 }
 
 /** Slots are below 2^22 (maxConnections is at most 4,000,000), so ids stay exact numbers. */
@@ -15,10 +20,11 @@ const NO_GROUPS: ReadonlySet<string> = new Set()
 
 export const sessionId = (index: number, gen: number): number => (gen % 2 ** 31) * 2 ** SLOT_BITS + index
 
-export class Session {
+/** A client of a server speaking protocol T, with the handlers' per-client state S. */
+export class Session<T extends ProtocolTypes = ProtocolTypes, S = unknown> {
   readonly id: number
-  /** Whatever the handlers keep per client; see src/session-state.ts. */
-  state: SessionState
+  /** Whatever the handlers keep per client; see the project's src/session-state.ts. */
+  state: S
   /** False once the client left or close() was called. */
   open = true
   // Made on the first join: most clients of a big server are in no group, and an empty Set
@@ -33,7 +39,7 @@ export class Session {
     readonly gen: number,
     readonly address: string,
     readonly port: number,
-    state: SessionState,
+    state: S,
   ) {
     this.id = sessionId(index, gen)
     this.state = state
@@ -50,7 +56,7 @@ export class Session {
   }
 
   /** Queues a message to this client; false when the client is gone or its queue refused it. */
-  send<K extends OutboundName>(type: K, message: Messages[K]): boolean {
+  send<K extends T['outbound']>(type: K, message: MessageOf<T, K>): boolean {
     return this.open && this.host.sendFrame(this, type, message)
   }
 

@@ -1,0 +1,25 @@
+// npm runs this when @iocpgen/runtime is installed. The prebuilt addon for this platform
+// (prebuilds/<platform>-<arch>/, node-gyp-build's layout) needs nothing more. Without one
+// (another platform, musl, or `--build-from-source`) the addon is built from native/ with
+// node-gyp, which needs Python 3, make and a C++17 compiler (and liburing's headers for
+// io_uring on Linux; without them the build serves epoll only).
+'use strict'
+const {spawnSync} = require('node:child_process')
+const {existsSync} = require('node:fs')
+const path = require('node:path')
+
+const fromSource = process.env.npm_config_build_from_source === 'true'
+if (!fromSource) {
+  try {
+    require('node-gyp-build').resolve(__dirname)
+    process.exit(0)
+  } catch {}
+}
+if (!existsSync(path.join(__dirname, 'native'))) {
+  // A checkout of the repository: `npm run build:native` there builds the prebuilds.
+  console.log(`@iocpgen/runtime: no addon for ${process.platform}-${process.arch} yet; in the iocpgen repository, run "npm run build:native".`)
+  process.exit(0)
+}
+const nodeGyp = process.env.npm_config_node_gyp || require.resolve('node-gyp/bin/node-gyp.js')
+const r = spawnSync(process.execPath, [nodeGyp, 'rebuild'], {cwd: __dirname, stdio: 'inherit'})
+process.exit(r.status ?? 1)

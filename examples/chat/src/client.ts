@@ -5,8 +5,9 @@
 import {connect} from 'node:net'
 import {createInterface} from 'node:readline'
 
+import {Reader, Writer} from '@iocpgen/runtime'
+
 import {AckStatus, codecById, codecs, HEARTBEAT_MS, type MessageName, type Messages, PresenceEvent} from './generated/protocol.js'
-import {Reader, Writer} from './generated/runtime/wire.js'
 
 const [userArg, nick = `user${userArg}`] = process.argv.slice(2)
 const userId = Number(userArg)

@@ -1,7 +1,6 @@
 // Who is online: user id -> session id. Session ids carry their slot's generation, so an id
 // left behind by a client that disconnected never reaches the next client in that slot.
-import type {Session} from './generated/runtime/session.js'
-import type {Server} from './generated/runtime/server.js'
+import type {Server, Session} from './generated/handlers.js'
 import {AckStatus, PresenceEvent} from './generated/protocol.js'
 
 const online = new Map<number, number>()

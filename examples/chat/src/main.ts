@@ -1,10 +1,10 @@
 import {writeFileSync} from 'node:fs'
 
-import {Server} from './generated/runtime/server.js'
 import {disconnected} from './directory.js'
+import {createServer} from './generated/server.js'
 import {handlers} from './handlers/index.js'
 
-const server = new Server(handlers, {port: Number(process.env.PORT ?? 7000), ...(process.env.HOST ? {host: process.env.HOST} : {})})
+const server = createServer(handlers, {port: Number(process.env.PORT ?? 7000), ...(process.env.HOST ? {host: process.env.HOST} : {})})
 server.on('close', (session) => disconnected(server, session))
 const {port, backend} = await server.start()
 console.log(`chat listening on port ${port} (${backend})`)

@@ -49,7 +49,7 @@ changes, 2 usage error.`
       if (text) this.log(text)
       // The pin is not generated output: a project made by another version of the tool
       // passes while its output is the same.
-      if (flags.check && plan.pin) this.warn(`package.json pins ${RUNTIME_PACKAGE} ${plan.pin.from}; this generator is ${plan.pin.to}. Run "npx iocpgen generate" and npm install to move it.`)
+      if (flags.check && plan.pin) this.logToStderr(`warning: package.json pins ${RUNTIME_PACKAGE} ${plan.pin.from}; this generator is ${plan.pin.to}. Run "npx iocpgen generate" and npm install to move it.`)
       if (flags.check && plan.actions.length > 0) {
         process.exitCode = 1
         this.logToStderr(`${plan.actions.length} file(s) out of date: run "npx iocpgen generate"`)

@@ -93,7 +93,7 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
     })),
     inboundCount: inbound(spec.messages).length,
     unusedId,
-    anyId: spec.messages[0]?.id ?? 0,
+    anyId: spec.messages.length ? Math.min(...spec.messages.map((m) => m.id)) : 0,
   }
 
   // The user's files: created once.

@@ -1,8 +1,9 @@
 // npm runs this when @iocpgen/runtime is installed. The prebuilt addon for this platform
-// (prebuilds/<platform>-<arch>/, node-gyp-build's layout) needs nothing more. Without one
-// (another platform, musl, or `--build-from-source`) the addon is built from native/ with
-// node-gyp, which needs Python 3, make and a C++17 compiler (and liburing's headers for
-// io_uring on Linux; without them the build serves epoll only).
+// (prebuilds/<platform>-<arch>/, node-gyp-build's layout) needs nothing more, if it loads:
+// the Linux one needs glibc 2.36. Without one that loads (another platform, musl, an older
+// glibc, or `--build-from-source`) the addon is built from native/ with node-gyp, which needs
+// Python 3, make and a C++17 compiler (and liburing's headers for io_uring on Linux; without
+// them the build serves epoll only). node-gyp-build prefers that build at run time.
 'use strict'
 const {spawnSync} = require('node:child_process')
 const {existsSync} = require('node:fs')
@@ -11,9 +12,11 @@ const path = require('node:path')
 const fromSource = process.env.npm_config_build_from_source === 'true'
 if (!fromSource) {
   try {
-    require('node-gyp-build').resolve(__dirname)
+    require('node-gyp-build')(__dirname)
     process.exit(0)
-  } catch {}
+  } catch (error) {
+    if (existsSync(path.join(__dirname, 'prebuilds'))) console.log(`@iocpgen/runtime: no prebuilt addon loads here (${error.message.split('\n')[0]}); building from source`)
+  }
 }
 if (!existsSync(path.join(__dirname, 'native'))) {
   // A checkout of the repository: `npm run build:native` there builds the prebuilds.

@@ -9,9 +9,9 @@ import {describePlan, prepare} from '../generate/workflow.js'
 import {BaseCommand, SpecError} from '../util/command.js'
 
 export default class New extends BaseCommand {
-  static override summary = 'Create a server project from a spec: native core, typed handlers, codec and tests.'
-  static override description = `Copies the spec into the project, writes every file, then installs dependencies and
-builds the native addon (skip with --no-install). Refuses a directory that is not empty
+  static override summary = 'Create a server project from a spec: typed handlers, codec and tests on the native core of @iocpgen/runtime.'
+  static override description = `Copies the spec into the project, writes every file, then installs dependencies (skip with
+--no-install); @iocpgen/runtime brings its native addon prebuilt. Refuses a directory that is not empty
 unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2 usage error.`
 
   static override examples = ['<%= config.bin %> <%= command.id %> my-server --spec chat.yaml', '<%= config.bin %> <%= command.id %> my-server --spec chat.yaml --no-install']
@@ -25,7 +25,7 @@ unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2
   static override flags = {
     spec: Flags.string({char: 's', description: 'the spec file (YAML or JSON)', required: true}),
     force: Flags.boolean({description: 'write into a directory that is not empty'}),
-    install: Flags.boolean({description: 'run npm install (which builds the native addon)', default: true, allowNo: true}),
+    install: Flags.boolean({description: 'run npm install', default: true, allowNo: true}),
   }
 
   async run(): Promise<{dir: string; files: string[]; installed: boolean}> {
@@ -52,7 +52,7 @@ unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2
 
     let installed = false
     if (flags.install) {
-      ux.action.start('installing dependencies and building the native addon (npm install)')
+      ux.action.start('installing dependencies (npm install)')
       const started = Date.now()
       const {code, output} = await run('npm', ['install', '--no-audit', '--no-fund'], dir)
       writeFileSync(join(dir, '.iocpgen', 'install.log'), output)
@@ -65,7 +65,7 @@ unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2
       installed = true
     }
     const cd = args.dir
-    this.log(['', 'next:', `  cd ${cd}`, ...(installed ? [] : ['  npm install']), '  npm run build', '  npm start', '  npm test', '', 'Write your handlers in src/handlers/; after changing the spec, run npx iocpgen generate.'].join('\n'))
+    this.log(['', 'next:', `  cd ${cd}`, ...(installed ? [] : ['  npm install']), '  npm start', '  npm test', '', 'Write your handlers in src/handlers/; after changing the spec, run npx iocpgen generate.'].join('\n'))
     return {dir, files, installed}
   }
 }

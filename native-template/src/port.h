@@ -8,15 +8,10 @@
 // false only if the op was not taken at all (no completion will come; the
 // caller still owns the IoContext).
 //
-// Stability: other backends compile against this file. Changes must keep
-// them compiling; note any change here.
-// Changes: (16:45) comments only - cancel() may complete ops with the result
-// the engine's shutdown() produces instead of kIoCanceled.
-// (16:50) added virtual reuse_socket() with a default; the engine now posts
-// post_disconnect() on close when cfg.socket_reuse && supports_socket_reuse().
-// (17:10) Completion gained data/buf_id/more (defaults keep the old meaning)
-// and Port gained provides_recv_buffers()/recycle_recv_buffer() with
-// defaults; only io_uring with provided buffers uses them.
+// cancel() may complete an op with the result the engine's shutdown produces
+// instead of kIoCanceled. With cfg.socket_reuse and supports_socket_reuse(),
+// the engine closes through post_disconnect() and hands the socket back with
+// reuse_socket().
 //
 // Provided receive buffers (provides_recv_buffers() true after open()): the
 // engine posts one recv per connection with a buffer-less IoContext (buf ==

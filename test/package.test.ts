@@ -110,6 +110,12 @@ async function waitFor<T>(what: string, check: () => T | undefined, ms: number):
 }
 
 describe('the packed tarballs', () => {
+  it('ship no V8 logs, and none is committed', async () => {
+    const logs = (f: string) => /(^|\/)isolate-.*\.log$/.test(f)
+    expect((await runOrThrow('git', ['ls-files'], {cwd: root})).split('\n').filter(logs)).toEqual([])
+    for (const tgz of [cliTgz, runtimeTgz]) expect((await listTgz(tgz)).filter((f) => logs(f) || f.endsWith('.log'))).toEqual([])
+  })
+
   it('the runtime holds dist, both prebuilds, the native sources and the LICENSE, and no test or fuzz sources', async () => {
     const files = await listTgz(runtimeTgz)
     for (const f of ['LICENSE', 'package.json', 'install.cjs', 'binding.gyp', 'dist/index.js', 'dist/index.d.ts', 'prebuilds/linux-x64/node.napi.glibc.node', 'prebuilds/win32-x64/node.napi.node', 'native/addon/addon.cpp', 'native/addon/bridge.h', 'native/src/engine.cpp', 'native/src/backend_iocp.cpp', 'native/src/backend_uring.cpp']) {

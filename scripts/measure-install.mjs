@@ -146,7 +146,7 @@ async function main() {
     const app = join(user, name)
     const install = ['install', '--no-save', '--no-audit', '--no-fund', cli, runtime]
     if (fromSource) {
-      // npm 11 runs a dependency's install script only when allowScripts lets it.
+      // npm 11 warns about a dependency's install script that allowScripts does not list, and its docs say it blocks it.
       const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'))
       writeFileSync(join(app, 'package.json'), JSON.stringify({...pkg, allowScripts: {'@iocpgen/runtime': true}}, null, 2) + '\n')
       install.push('--build-from-source')

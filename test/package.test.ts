@@ -305,7 +305,7 @@ describe('installed with --build-from-source', () => {
   it('builds the addon from runtime/native with node-gyp, and a server runs on it', async () => {
     const dir = join(work, 'from-source')
     mkdirSync(dir)
-    // npm 11 runs a dependency's install script only when allowScripts lets it.
+    // npm 11 warns about a dependency's install script that allowScripts does not list, and its docs say it blocks it.
     writeFileSync(join(dir, 'package.json'), JSON.stringify({private: true, allowScripts: {'@iocpgen/runtime': true}}))
     const env = cleanEnv(process.env.PATH!)
     const started = Date.now()

@@ -54,7 +54,7 @@ unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2
     if (flags.install) {
       ux.action.start('installing dependencies (npm install)')
       const started = Date.now()
-      const {code, output} = await run('npm', ['install', '--no-audit', '--no-fund'], dir)
+      const {code, output} = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], dir)
       writeFileSync(join(dir, '.iocpgen', 'install.log'), output)
       if (code !== 0) {
         ux.action.stop('failed')

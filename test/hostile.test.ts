@@ -78,14 +78,14 @@ function editSpec(project: string): void {
 }
 
 beforeAll(async () => {
-  dir = await prepareCopy(true, editSpec)
+  dir = await prepareCopy(editSpec)
   codec = await loadCodec(dir)
   const result = validateSpecFile(join(dir, 'chat.yaml'))
   if (!result.ok || !result.spec) throw new Error(`the test spec does not validate: ${JSON.stringify(result.diagnostics)}`)
   model = new Model(result.spec as Spec)
 }, 300_000)
 
-// The built copy is a few hundred MB; HOSTILE_KEEP=1 keeps it to look at.
+// HOSTILE_KEEP=1 keeps the built copy (under .cache/projects) to look at.
 afterAll(() => {
   if (dir && !process.env.HOSTILE_KEEP) rmSync(dirname(dir), {recursive: true, force: true})
 })

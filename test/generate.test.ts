@@ -178,6 +178,27 @@ describe('iocpgen generate', () => {
     expect(snapshot(dir)).toEqual(before)
   })
 
+  it("moves package.json's pin of @iocpgen/runtime to this tool's version, keeping its formatting; --check only warns", () => {
+    const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version
+    const dir = newProject()
+    const file = join(dir, 'package.json')
+    const pinned = (v: string) => readFileSync(file, 'utf8').replace(/"@iocpgen\/runtime": "[^"]*"/, `"@iocpgen/runtime":   "${v}"`)
+    writeFileSync(file, pinned('0.0.1'))
+    const old = readFileSync(file, 'utf8')
+    // Not generated output: the files are up to date, so --check passes, with a warning.
+    const check = iocpgen(dir, 'generate', '--check')
+    expect(check.code).toBe(0)
+    expect(check.stderr.replace(/\s*›\s*|\s+/g, ' ')).toContain(`package.json pins @iocpgen/runtime 0.0.1; this generator is ${version}.`)
+    expect(readFileSync(file, 'utf8')).toBe(old)
+    const r = iocpgen(dir, 'generate')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain(`package.json: @iocpgen/runtime 0.0.1 -> ${version}`)
+    expect(readFileSync(file, 'utf8')).toBe(old.replace('"@iocpgen/runtime":   "0.0.1"', `"@iocpgen/runtime":   "${version}"`))
+    const again = iocpgen(dir, 'generate', '--check')
+    expect(again.code).toBe(0)
+    expect(again.stderr).toBe('')
+  })
+
   it('--json reports the plan', () => {
     const dir = newProject()
     const r = iocpgen(dir, 'generate', '--json', '--check')

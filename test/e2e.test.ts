@@ -12,7 +12,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {compileProject, projectDir, requireRuntimeBuilt, root} from './support/project.js'
 import {runOrThrow} from './support/run.js'
 
-const dir = projectDir('roundtrip')
+let dir: string
 let server: ChildProcess
 let port = 0
 let exited: Promise<number | null>
@@ -23,6 +23,7 @@ let Writer: new () => {beginFrame(t: number): number; endFrame(s: number, max: n
 let Reader: new (b: Buffer, s?: number, e?: number) => {done(): void}
 
 beforeAll(async () => {
+  dir = projectDir('roundtrip')
   await runOrThrow(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml'), '--no-install'], {cwd: root})
   // Faults the Fault message arms: which user code throws next.
   writeFileSync(join(dir, 'src/faults.ts'), `export const faults = {open: 0, state: 0, close: new WeakSet<object>()}
@@ -138,7 +139,7 @@ async function startServer(script: string, env: Record<string, string>) {
 
 afterAll(async () => {
   server?.kill('SIGKILL')
-  rmSync(dirname(dir), {recursive: true, force: true})
+  if (dir) rmSync(dirname(dir), {recursive: true, force: true})
 })
 
 function encode(name: string, message: unknown): Buffer {

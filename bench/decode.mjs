@@ -1,7 +1,7 @@
 // Decode speed of string-heavy payloads through the runtime's Reader, as generated codecs
 // call it. Run: node bench/decode.mjs
 // To compare with another version of the Reader, in the same process, rounds interleaved:
-//   git show <commit>:templates/runtime/wire.ts > /tmp/wire-base.ts
+//   git show <commit>:runtime/src/wire.ts > /tmp/wire-base.ts  (templates/runtime/wire.ts in older commits)
 //   BASE=/tmp/wire-base.ts node bench/decode.mjs
 // The chat example's GroupSay shape (a u32, a string<32>, a string<1024>), a member list of
 // many short strings, and one long string; ASCII and non-ASCII text.
@@ -23,7 +23,7 @@ async function load(path, tag) {
   return import(pathToFileURL(file).href)
 }
 
-const versions = {current: await load(new URL('../templates/runtime/wire.ts', import.meta.url).pathname, 'current')}
+const versions = {current: await load(new URL('../runtime/src/wire.ts', import.meta.url).pathname, 'current')}
 if (process.env.BASE) versions.base = await load(process.env.BASE, 'base')
 
 const shapes = {

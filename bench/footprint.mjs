@@ -4,13 +4,19 @@
 import {readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {join, resolve} from 'node:path'
+import {pathToFileURL} from 'node:url'
 
 const dir = resolve(process.argv[2] ?? 'examples/chat')
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1])
-const require = createRequire(import.meta.url)
-const addon = require(join(dir, 'build', 'Release', 'iocpgen.node'))
+const load = (path) => import(pathToFileURL(path).href)
+// The runtime the project resolves, and the options its server would hand the core.
+const runtime = await load(createRequire(join(dir, 'package.json')).resolve('@iocpgen/runtime'))
+const {codecs} = await load(join(dir, 'dist', 'src', 'generated', 'protocol.js'))
+const {settings} = await load(join(dir, 'dist', 'src', 'generated', 'spec.js'))
+const options = new runtime.Server({protocol: {api: runtime.RUNTIME_API, codecs, settings}, handlers: {}, initialState: () => ({})}, {port: 0, host: '127.0.0.1'}).nativeOptions()
+const addon = runtime.loadAddon()
 const loaded = rssKiB()
-const server = new addon.NativeServer({port: 0, host: '127.0.0.1'}, () => {})
+const server = new addon.NativeServer(options, () => {})
 const constructed = rssKiB()
 const {backend} = server.start()
 await new Promise((r) => setTimeout(r, 300))

@@ -3,9 +3,9 @@
 // runs, reported with its ratio to each peer. `npm run bench` (full) or `--smoke` (CI: checks
 // the harness works, asserts no speed).
 import {execFileSync, spawn} from 'node:child_process'
-import {cpSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {cpus} from 'node:os'
-import {basename, dirname, join} from 'node:path'
+import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {PEERS, writeReport} from './report.mjs'
@@ -13,7 +13,6 @@ import {PEERS, writeReport} from './report.mjs'
 const here = fileURLToPath(new URL('.', import.meta.url))
 const root = join(here, '..')
 const build = join(here, 'build')
-const nodeGyp = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')
 const smoke = process.argv.includes('--smoke')
 const RUNS = smoke ? 1 : Number(process.env.RUNS ?? 5)
 const SECONDS = smoke ? 1 : Number(process.env.SECONDS ?? 3)
@@ -24,24 +23,27 @@ const FANOUT_MEMBERS = smoke ? 50 : Number(process.env.FANOUT_MEMBERS ?? 1000)
 const log = (...a) => console.error('bench:', ...a)
 const sh = (cmd, args, cwd = root) => execFileSync(cmd, args, {cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8'})
 
-/** Generates (or regenerates) a server project from a bench spec and builds it. */
+/**
+ * Generates a server project from a bench spec, afresh. It lives under bench/build, inside the
+ * repository, so '@iocpgen/runtime' resolves through the root's node_modules to runtime/ as
+ * built by "npm run build && npm run build:native": nothing is installed per project.
+ */
 function generated(dir, spec) {
-  if (!existsSync(join(dir, 'package.json'))) {
-    log(`generating ${dir} from ${spec}`)
-    sh(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', spec, '--no-install'])
-  } else {
-    // The project keeps its own copy of the spec: refresh it from bench/specs first.
-    cpSync(spec, join(dir, basename(spec)))
-    sh(process.execPath, [join(root, 'bin', 'run.js'), 'generate', '--dir', dir])
-  }
+  rmSync(dir, {recursive: true, force: true})
+  log(`generating ${dir} from ${spec}`)
+  sh(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', spec, '--no-install'])
 }
 
+/** Compiles a project with the root's TypeScript (what its "build" script does). */
 function buildServer(dir) {
-  if (!existsSync(join(dir, 'build', 'Release', 'iocpgen.node'))) sh('npm', ['install', '--no-audit', '--no-fund'], dir)
-  // Incremental (node-gyp build, npm's own copy): recompiles only what generate changed.
-  else if (existsSync(nodeGyp)) sh(process.execPath, [nodeGyp, 'build'], dir)
-  else sh('npm', ['run', '-s', 'build:native'], dir)
-  sh('npm', ['run', '-s', 'build:ts'], dir)
+  sh(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir)
+}
+
+/** Fails early, and says why, when the runtime or its Linux addon is not built. */
+function requireRuntime() {
+  const need = [join(root, 'runtime', 'dist', 'index.js'), join(root, 'runtime', 'prebuilds', 'linux-x64', 'node.napi.glibc.node')]
+  const missing = need.filter((f) => !existsSync(f))
+  if (missing.length) throw new Error(`not built: ${missing.join(', ')}; run "npm run build && npm run build:native" first`)
 }
 
 /** The generated echo server; its handler echoes, with WORK_US µs of busy work per message. */
@@ -179,6 +181,7 @@ const measure = {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 async function main() {
+  requireRuntime()
   sh('make', ['-s', '-C', here])
   const echoServer = prepareEcho()
   const echo = {

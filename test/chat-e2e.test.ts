@@ -3,12 +3,13 @@
 // Every message must arrive exactly once, in order per sender; abrupt disconnects must not
 // disturb the others, and the pools must come back to where they started.
 import {spawn} from 'node:child_process'
-import {join} from 'node:path'
+import {rmSync} from 'node:fs'
+import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {type ChatCodec, Client as ChatClient, loadCodec, type Msg, prepareCopy, running, type Running, serverEnv, startLinux, type Stats, waitFor} from './support/chat.js'
-import {crossBuildAddon, readIfExists, startUnderWine, windowsToolsMissing} from './support/windows.js'
+import {readIfExists, startUnderWine, requireWindowsAddon, windowsToolsMissing} from './support/windows.js'
 
 let codec: ChatCodec
 
@@ -27,7 +28,7 @@ const targets: Target[] = [
   {
     name: 'linux',
     async prepare() {
-      const dir = await prepareCopy(true)
+      const dir = await prepareCopy()
       codec = await loadCodec(dir)
       return dir
     },
@@ -37,8 +38,8 @@ const targets: Target[] = [
     name: 'windows (IOCP, under Wine)',
     missing: windowsToolsMissing(),
     async prepare() {
-      const dir = await prepareCopy(false)
-      await crossBuildAddon(dir)
+      requireWindowsAddon()
+      const dir = await prepareCopy()
       codec = await loadCodec(dir)
       return dir
     },
@@ -74,6 +75,9 @@ function person(server: Running, id: number, nick: string) {
 }
 
 const dirs = new Map<Target, string>()
+afterAll(() => {
+  for (const dir of dirs.values()) rmSync(dirname(dir), {recursive: true, force: true})
+})
 
 /** Runs the target's chat server (env: IOCPGEN_* overrides) for one describe block. */
 function chatServer(target: Target, env?: Record<string, string>): () => Running {

@@ -1,18 +1,18 @@
-// End to end: generate a project, install and build it (native addon included), start the
-// server, and exchange every message type with real TCP clients.
+// End to end: generate a project, build it on @iocpgen/runtime (the root's build, native
+// addon included), start the server, and exchange every message type with real TCP clients.
 import {type ChildProcess, spawn} from 'node:child_process'
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {rmSync, writeFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {connect, type Socket} from 'node:net'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {compileProject, projectDir, requireRuntimeBuilt, root} from './support/project.js'
 import {runOrThrow} from './support/run.js'
 
-const root = join(import.meta.dirname, '..')
-const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-e2e-')), 'roundtrip')
+let dir: string
 let server: ChildProcess
 let port = 0
 let exited: Promise<number | null>
@@ -23,7 +23,8 @@ let Writer: new () => {beginFrame(t: number): number; endFrame(s: number, max: n
 let Reader: new (b: Buffer, s?: number, e?: number) => {done(): void}
 
 beforeAll(async () => {
-  await runOrThrow(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml')], {cwd: root})
+  dir = projectDir('roundtrip')
+  await runOrThrow(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml'), '--no-install'], {cwd: root})
   // Faults the Fault message arms: which user code throws next.
   writeFileSync(join(dir, 'src/faults.ts'), `export const faults = {open: 0, state: 0, close: new WeakSet<object>()}
 `)
@@ -83,10 +84,10 @@ export const handlers: Handlers = {
 }
 `)
   // A main that takes the runtime's options from the environment.
-  writeFileSync(join(dir, 'src/e2e-main.ts'), `import {Server} from './generated/runtime/server.js'
+  writeFileSync(join(dir, 'src/e2e-main.ts'), `import {createServer} from './generated/server.js'
 import {faults} from './faults.js'
 import {handlers} from './handlers/index.js'
-const server = new Server(handlers, {port: 0, host: '127.0.0.1', eventQueueLimit: Number(process.env.EVENT_QUEUE_LIMIT ?? 64 * 1024 * 1024)})
+const server = createServer(handlers, {port: 0, host: '127.0.0.1', eventQueueLimit: Number(process.env.EVENT_QUEUE_LIMIT ?? 64 * 1024 * 1024)})
 server.on('open', () => {
   if (faults.open > 0 && faults.open--) throw new Error('open fault')
 })
@@ -98,10 +99,11 @@ console.log(\`e2e listening on port \${port} (\${backend})\`)
 process.stdin.on('data', () => console.log('stats ' + JSON.stringify(server.stats())))
 process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
 `)
-  await runOrThrow('npm', ['run', 'build:ts'], {cwd: dir})
-  const gen = (p: string) => import(pathToFileURL(join(dir, 'dist/src/generated', p)).href)
-  codecs = (await gen('protocol.js')).codecs
-  ;({Writer, Reader} = await gen('runtime/wire.js'))
+  await compileProject(dir)
+  requireRuntimeBuilt('linux')
+  codecs = (await import(pathToFileURL(join(dir, 'dist/src/generated/protocol.js')).href)).codecs
+  // The runtime the project resolves: the root's, through node_modules/@iocpgen/runtime.
+  ;({Writer, Reader} = await import(pathToFileURL(createRequire(join(dir, 'package.json')).resolve('@iocpgen/runtime')).href))
 
   ;({child: server, port, exited} = await startServer('dist/src/main.js', {PORT: '0'}))
 }, 240_000)
@@ -137,6 +139,7 @@ async function startServer(script: string, env: Record<string, string>) {
 
 afterAll(async () => {
   server?.kill('SIGKILL')
+  if (dir) rmSync(dirname(dir), {recursive: true, force: true})
 })
 
 function encode(name: string, message: unknown): Buffer {

@@ -1,15 +1,41 @@
-// server.frameTimeout: from the spec, through the model, into the core's generated config.
-import {mkdtempSync, writeFileSync} from 'node:fs'
+// server.frameTimeout: from the spec, through the model and the generated settings
+// (src/generated/spec.ts), into the native core's config by way of the runtime.
+import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {pathToFileURL} from 'node:url'
 
+import ts from 'typescript'
 import {describe, expect, it} from 'vitest'
 
-import {emitProtocolHeader} from '../src/generate/native.js'
+import {loadAddon} from '../runtime/src/addon.js'
+import {RUNTIME_API} from '../runtime/src/protocol.js'
+import {Server} from '../runtime/src/server.js'
+import {emitSettings} from '../src/generate/settings.js'
+import {emitProtocol} from '../src/generate/typescript.js'
+import type {Spec} from '../src/spec/model.js'
 import {validateSpecFile} from '../src/spec/validate.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'iocpgen-frame-timeout-'))
+writeFileSync(join(dir, 'package.json'), '{"type": "module"}')
 let n = 0
+
+/** The frame timeout the native core takes from the spec's generated settings, given them by the runtime. */
+async function coreFrameTimeout(spec: Spec): Promise<number> {
+  const out = join(dir, `generated-${n++}`)
+  mkdirSync(out)
+  for (const [name, text] of [['spec', emitSettings(spec, '// test')], ['protocol', emitProtocol(spec, '// test')]] as const) {
+    writeFileSync(join(out, `${name}.js`), ts.transpileModule(text, {compilerOptions: {module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022}}).outputText)
+  }
+  const {settings} = await import(pathToFileURL(join(out, 'spec.js')).href)
+  const server = new Server({protocol: {api: RUNTIME_API, codecs: {}, settings}, handlers: {}, initialState: () => ({})})
+  const core = new (loadAddon().NativeServer)(server.nativeOptions(), () => {})
+  try {
+    return core.options().frameTimeoutMs
+  } finally {
+    core.stop()
+  }
+}
 
 // The value sits on line 5, after "  frameTimeout: " (column 17).
 function check(value: string | undefined) {
@@ -21,11 +47,12 @@ function check(value: string | undefined) {
 }
 
 describe('server.frameTimeout', () => {
-  it('defaults to 10s and reaches the generated engine config', () => {
+  it('defaults to 10s and reaches the generated settings and the native core', async () => {
     const {r, found} = check(undefined)
     expect(found).toEqual([])
     expect(r.spec!.server.frameTimeoutMs).toBe(10_000)
-    expect(emitProtocolHeader(r.spec!, '// test')).toContain('c.frame_timeout_ms = 10000;')
+    expect(emitSettings(r.spec!, '// test')).toContain('  frameTimeoutMs: 10000,\n')
+    expect(await coreFrameTimeout(r.spec!)).toBe(10_000)
   })
 
   it.each([
@@ -34,11 +61,12 @@ describe('server.frameTimeout', () => {
     ['5m', 300_000],
     ['1000h', 3_600_000_000],
     ['0s', 0],
-  ])('accepts %s as %d ms', (value, ms) => {
+  ])('accepts %s as %d ms', async (value, ms) => {
     const {r, found} = check(value)
     expect(found).toEqual([])
     expect(r.spec!.server.frameTimeoutMs).toBe(ms)
-    expect(emitProtocolHeader(r.spec!, '// test')).toContain(`c.frame_timeout_ms = ${ms};`)
+    expect(emitSettings(r.spec!, '// test')).toContain(`  frameTimeoutMs: ${ms},\n`)
+    expect(await coreFrameTimeout(r.spec!)).toBe(ms)
   })
 
   it.each([

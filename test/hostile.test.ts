@@ -78,14 +78,14 @@ function editSpec(project: string): void {
 }
 
 beforeAll(async () => {
-  dir = await prepareCopy(true, editSpec)
+  dir = await prepareCopy(editSpec)
   codec = await loadCodec(dir)
   const result = validateSpecFile(join(dir, 'chat.yaml'))
   if (!result.ok || !result.spec) throw new Error(`the test spec does not validate: ${JSON.stringify(result.diagnostics)}`)
   model = new Model(result.spec as Spec)
 }, 300_000)
 
-// The built copy is a few hundred MB; HOSTILE_KEEP=1 keeps it to look at.
+// HOSTILE_KEEP=1 keeps the built copy (under .cache/projects) to look at.
 afterAll(() => {
   if (dir && !process.env.HOSTILE_KEEP) rmSync(dirname(dir), {recursive: true, force: true})
 })
@@ -109,8 +109,8 @@ function serverFor(env: Record<string, string>): () => Target {
     const pid = run.child.pid!
     const prober = new Prober(codec, run.port, pid)
     await prober.start()
-    const base = await run.stats()
-    t = {run, pid, prober, base, baseFds: fdsOf(pid)}
+    const {base, baseFds} = await prober.quiet(async () => ({base: await run.stats(), baseFds: fdsOf(pid)}))
+    t = {run, pid, prober, base, baseFds}
   }, 60_000)
   afterAll(() => {
     t?.prober.stop()
@@ -124,7 +124,8 @@ const deltas = (a: Stats, b: Stats): Record<string, number> => Object.fromEntrie
 
 /** Waits for the pools, the sessions and the fds to return to the target's baseline; asserts they did. */
 async function backToBaseline(t: Target): Promise<void> {
-  const at = () => t.run.stats().then((s) => ({sockets: s.socketPool.inUse, io: s.ioPool.inUse, sessions: s.sessions, waiting: s.loginQueue.waiting, fds: fdsOf(t.pid)}))
+  // Measured, like the baseline, with none of the prober's round trips in flight.
+  const at = () => t.prober.quiet(() => t.run.stats().then((s) => ({sockets: s.socketPool.inUse, io: s.ioPool.inUse, sessions: s.sessions, waiting: s.loginQueue.waiting, fds: fdsOf(t.pid)})))
   const want = {sockets: t.base.socketPool.inUse, io: t.base.ioPool.inUse, sessions: t.base.sessions, waiting: 0, fds: t.baseFds}
   let now = await at()
   for (let i = 0; i < 60 && JSON.stringify(now) !== JSON.stringify(want); i++) {

@@ -1,8 +1,8 @@
-// The generated projects' Reader and Writer, tested directly: growth past the initial
+// @iocpgen/runtime's Reader and Writer (what generated codecs use), tested directly: growth past the initial
 // buffer, every bound, and refusal of malformed input.
 import {describe, expect, it} from 'vitest'
 
-import {DecodeError, EncodeError, Reader, Writer} from '../templates/runtime/wire.js'
+import {DecodeError, EncodeError, Reader, Writer} from '../runtime/src/wire.js'
 
 describe('Writer', () => {
   it('keeps everything written while its buffer grows many times', () => {

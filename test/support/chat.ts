@@ -1,35 +1,20 @@
 // Shared by the suites that run the chat example: copy and build it, start its server, read
 // its stats file, and talk to it with a small framed client.
 import {type ChildProcess, spawn} from 'node:child_process'
-import {cpSync, mkdtempSync} from 'node:fs'
+import {cpSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {connect, type Socket} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
-import {runOrThrow} from './run.js'
+import type {ServerStats} from '../../runtime/src/server.js'
+import {compileProject, projectDir, requireRuntimeBuilt, root} from './project.js'
 import {readIfExists} from './windows.js'
 
-export const root = join(import.meta.dirname, '..', '..')
+export {root}
 
-export interface Stats {
-  at: number
-  sessions: number
-  connections: number
-  connectionsTotal: number
-  socketPool: {inUse: number; capacity: number; highWater: number}
-  ioPool: {inUse: number; capacity: number; highWater: number}
-  bytesIn: number
-  bytesOut: number
-  framesIn: number
-  closes: Record<string, number>
-  badPayloads: number
-  handlerErrors: number
-  backend: string
-  drainTimeouts: number
-  loginQueue: {waiting: number; highWater: number; queued: number; admitted: number; abandoned: number}
-  perIp: {tracked: number; banned: number; bansTotal: number}
-}
+/** A line of the chat server's stats file: the runtime's stats and when they were taken. */
+export type Stats = ServerStats & {at: number}
 
 export interface Running {
   dir: string
@@ -58,30 +43,28 @@ export interface ChatCodec {
 }
 
 /**
- * A copy of examples/chat with its dependencies and TypeScript built. `edit` runs on the
- * copy before anything is installed (to change its spec and regenerate, say).
+ * A copy of examples/chat, compiled, under .cache/projects. `edit` runs on the copy before
+ * it is compiled (to change its spec and regenerate, say).
  */
-export async function prepareCopy(installScripts: boolean, edit?: (dir: string) => void): Promise<string> {
-  const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-chat-')), 'chat')
+export async function prepareCopy(edit?: (dir: string) => void): Promise<string> {
+  const dir = projectDir('chat')
   cpSync(join(root, 'examples', 'chat'), dir, {recursive: true, filter: (src) => !/node_modules|[/\\](build|dist)$/.test(src)})
   edit?.(dir)
-  for (const args of [['install', '--no-audit', '--no-fund', '--prefer-offline', ...(installScripts ? [] : ['--ignore-scripts'])], ['run', 'build:ts']]) {
-    await runOrThrow('npm', args, {cwd: dir})
-  }
+  await compileProject(dir)
   return dir
 }
 
+/** The generated codec of a built copy, with Reader and Writer of the runtime it resolves. */
 export async function loadCodec(dir: string): Promise<ChatCodec> {
-  const gen = (p: string) => import(pathToFileURL(join(dir, 'dist/src/generated', p)).href)
-  const protocol = await gen('protocol.js')
-  const wire = await gen('runtime/wire.js')
+  const protocol = await import(pathToFileURL(join(dir, 'dist/src/generated/protocol.js')).href)
+  const runtime = await import(pathToFileURL(createRequire(join(dir, 'package.json')).resolve('@iocpgen/runtime')).href)
   const codecs = protocol.codecs as Record<string, AnyCodec>
   return {
     codecs,
     byId: new Map(Object.entries(codecs).map(([name, c]) => [c.id, name])),
-    Writer: wire.Writer,
-    Reader: wire.Reader,
-    DecodeError: wire.DecodeError,
+    Writer: runtime.Writer,
+    Reader: runtime.Reader,
+    DecodeError: runtime.DecodeError,
     MAX_FRAME: protocol.MAX_FRAME,
   }
 }
@@ -124,6 +107,7 @@ export const serverEnv = (dir: string, tag: string, env: Record<string, string>)
 
 /** Runs the built copy's server on this machine's Node (Linux). */
 export function startLinux(dir: string, env: Record<string, string> = {}): Promise<Running> {
+  requireRuntimeBuilt('linux')
   let out = ''
   const e = serverEnv(dir, `${process.pid}-${++started}`, env)
   const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, ...e}, stdio: ['ignore', 'pipe', 'pipe']})

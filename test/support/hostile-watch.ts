@@ -25,6 +25,9 @@ export class Prober {
   private stopped = false
   private nonce = 0
   private sampler: NodeJS.Timeout | undefined
+  private looping: Promise<void> = Promise.resolve()
+  /** Set while quiet() holds the loop between round trips. */
+  private gate: {parked: () => void; held: Promise<void>} | undefined
   /** Why the loop stopped early (a round trip that never came back). */
   failed: string | undefined
 
@@ -42,12 +45,16 @@ export class Prober {
         // the server is gone; the test that stopped it knows
       }
     }, 100)
-    void this.loop()
+    this.looping = this.loop()
     await this.more(this.mark(), 3, 5_000)
   }
 
   private async loop(): Promise<void> {
     while (!this.stopped && !this.client.s.destroyed) {
+      if (this.gate) {
+        this.gate.parked()
+        await this.gate.held
+      }
       const n = ++this.nonce
       const t0 = Date.now()
       this.client.send('Ping', {nonce: n})
@@ -58,6 +65,25 @@ export class Prober {
       }
       this.rtts.push({at: Date.now(), ms: Date.now() - t0})
       await sleep(20)
+    }
+  }
+
+  /**
+   * Runs `measure` with no round trip of the prober in flight, so the server's pools hold
+   * only their steady state: a reply still being sent holds an I/O context for a moment.
+   */
+  async quiet<T>(measure: () => Promise<T>): Promise<T> {
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    const parked = new Promise<void>((r) => (this.gate = {parked: r, held}))
+    try {
+      // The loop parks before its next ping, or has ended (stopped, or failed).
+      await Promise.race([parked, this.looping])
+      await sleep(50) // the last reply's send completes
+      return await measure()
+    } finally {
+      this.gate = undefined
+      release()
     }
   }
 

@@ -1,6 +1,6 @@
-// Runs a command without blocking the test worker. Builds (npm install compiling the addon,
-// mingw over <windows.h>) can take minutes on a busy machine; a worker blocked that long in
-// spawnSync cannot answer vitest's RPC, and the run fails with a timeout error.
+// Runs a command without blocking the test worker. Builds and generated test runs can take
+// minutes on a busy machine; a worker blocked that long in spawnSync cannot answer vitest's
+// RPC, and the run fails with a timeout error.
 import {spawn} from 'node:child_process'
 
 export interface RunResult {

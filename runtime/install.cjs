@@ -23,6 +23,11 @@ if (!existsSync(path.join(__dirname, 'native'))) {
   console.log(`@iocpgen/runtime: no addon for ${process.platform}-${process.arch} yet; in the iocpgen repository, run "npm run build:native".`)
   process.exit(0)
 }
-const nodeGyp = process.env.npm_config_node_gyp || require.resolve('node-gyp/bin/node-gyp.js')
+// npm hands its own node-gyp to install scripts.
+const nodeGyp = process.env.npm_config_node_gyp
+if (!nodeGyp) {
+  console.error('@iocpgen/runtime: building the addon needs npm\'s node-gyp: run "npm rebuild @iocpgen/runtime --build-from-source"')
+  process.exit(1)
+}
 const r = spawnSync(process.execPath, [nodeGyp, 'rebuild'], {cwd: __dirname, stdio: 'inherit'})
 process.exit(r.status ?? 1)

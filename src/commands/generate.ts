@@ -43,7 +43,8 @@ changes, 2 usage error.`
     }
     const plan = prepared.plan
     const result = {changes: plan.actions.map((a) => ({kind: a.kind, path: a.path})), conflicts: plan.conflicts, orphans: plan.orphans, written: false}
-    const text = describePlan(plan, flags['dry-run'])
+    // --check reports the pin as a warning of its own, not as a change.
+    const text = describePlan(flags.check ? {...plan, pin: undefined} : plan, flags['dry-run'])
 
     if (flags.check || flags['dry-run']) {
       if (text) this.log(text)

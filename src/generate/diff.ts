@@ -24,8 +24,9 @@ export function unifiedDiff(path: string, before: string, after: string, context
   let j = 0
   while (i < midA.length || j < midB.length) {
     if (i < midA.length && j < midB.length && midA[i] === midB[j]) ops.push({op: ' ', line: midA[i++]!}), j++
-    else if (j < midB.length && (i === midA.length || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) ops.push({op: '+', line: midB[j++]!})
-    else ops.push({op: '-', line: midA[i++]!})
+    // Removals before additions, as diff prints them.
+    else if (i < midA.length && (j === midB.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) ops.push({op: '-', line: midA[i++]!})
+    else ops.push({op: '+', line: midB[j++]!})
   }
   for (const line of a.slice(endA, endA + context)) ops.push({op: ' ', line})
   const firstLine = Math.max(0, start - context) + 1

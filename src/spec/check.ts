@@ -31,7 +31,7 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
     else report(p.code, at, p.message, p.hint)
   }
 
-  // Type names share one namespace: each becomes a TypeScript type and a C++ type.
+  // Type names share one namespace: each becomes a TypeScript type.
   const typeOwner = new Map<string, string>()
   const define = (n: string, what: string, at: Position) => {
     const prev = typeOwner.get(n)

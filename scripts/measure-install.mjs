@@ -138,13 +138,15 @@ async function main() {
   await sh('npm', ['install', '--no-audit', '--no-fund', cli, runtime], {cwd: user, env: bare})
   cpSync(join(root, 'examples/echo/echo.yaml'), join(user, 'echo.yaml'))
 
-  /** new -> install from the tarballs -> npm start's listening line, in seconds. */
+  /** new -> install from the tarballs -> npm start's listening line, in seconds, with each step's share. */
   async function newToListening(name, fromSource) {
     const e = fromSource ? env() : bare
     const t0 = Date.now()
     await sh('npx', ['iocpgen', 'new', name, '--spec', 'echo.yaml', '--no-install'], {cwd: user, env: e})
+    const t1 = Date.now()
     const app = join(user, name)
-    const install = ['install', '--no-save', '--no-audit', '--no-fund', cli, runtime]
+    // The flags `new` itself installs with.
+    const install = ['install', '--no-save', '--no-audit', '--no-fund', '--prefer-offline', cli, runtime]
     if (fromSource) {
       // npm 11 warns about a dependency's install script that allowScripts does not list, and its docs say it blocks it.
       const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'))
@@ -152,17 +154,20 @@ async function main() {
       install.push('--build-from-source')
     }
     await sh('npm', install, {cwd: app, env: e})
+    const t2 = Date.now()
     if (fromSource && !existsSync(join(app, 'node_modules/@iocpgen/runtime/build/Release/iocpgen.node'))) throw new Error('the source build did not happen')
     const listening = await startAndStop(app, e)
-    return (listening - t0) / 1000
+    return {total: (listening - t0) / 1000, steps: [(t1 - t0) / 1000, (t2 - t1) / 1000, (listening - t2) / 1000]}
   }
   for (const [label, fromSource] of [['(a) new to listening, prebuilt addon (s)', false], ['(b) new to listening, --build-from-source (s)', true]]) {
-    const times = []
+    const results = []
     for (let i = 0; i < runs; i++) {
-      times.push(await newToListening(`app-${fromSource ? 'src' : 'pre'}-${i}`, fromSource))
-      log(`${label} run ${i + 1}: ${times.at(-1).toFixed(1)} s`)
+      results.push(await newToListening(`app-${fromSource ? 'src' : 'pre'}-${i}`, fromSource))
+      log(`${label} run ${i + 1}: ${results.at(-1).total.toFixed(1)} s`)
     }
-    rows.push([label, `${median(times).toFixed(1)} (runs: ${times.map((t) => t.toFixed(1)).join(', ')})`])
+    const times = results.map((r) => r.total)
+    const step = (k) => median(results.map((r) => r.steps[k])).toFixed(1)
+    rows.push([label, `${median(times).toFixed(1)} (runs: ${times.map((t) => t.toFixed(1)).join(', ')}; medians: new ${step(0)}, npm install ${step(1)}, npm start to listening ${step(2)})`])
   }
 
   // (c) A patch release: the project's installed tool and runtime become 0.1.1.

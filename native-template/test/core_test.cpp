@@ -15,6 +15,7 @@
 #include "../src/engine.h"
 #include "../src/frame.h"
 #include "../src/pool.h"
+#include "check.h"
 #include "test_net.h"
 #ifdef _WIN32
 #include "../src/backend_iocp.h"
@@ -30,17 +31,7 @@ using namespace iocpgen;
 
 namespace {
 
-int g_failures_in_test = 0;
 int g_scale = 100;
-
-#define CHECK(cond)                                                                \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      fprintf(stderr, "  check failed %s:%d: %s\n", __FILE__, __LINE__, #cond);   \
-      ++g_failures_in_test;                                                        \
-      return;                                                                      \
-    }                                                                              \
-  } while (0)
 
 int scaled(int n, int min = 1) {
   int v = n * g_scale / 100;
@@ -1141,10 +1132,7 @@ int main() {
           ms && ms[0] == '0' ? " (single-shot accept)" : "",
           pv && pv[0] == '0' ? " (no provided buffers)" : "", g_scale);
   EngineConfig cfg = base_config();
-  struct Test {
-    const char* name;
-    std::function<void()> fn;
-  } tests[] = {
+  const std::vector<testing::Test> tests = {
       {"pool_unit", test_pool_unit},
       {"decoder_unit", test_decoder_unit},
       {"echo_round_trip", [&] { test_echo(cfg); }},
@@ -1173,28 +1161,9 @@ int main() {
       {"slow_loris", [&] { test_slow_loris(cfg); }},
       {"socket_reuse", [&] { test_socket_reuse(cfg); }},
   };
-  int passed = 0, failed = 0;
-  auto all0 = std::chrono::steady_clock::now();
-  const char* only = getenv("IOCPGEN_TEST_ONLY");  // run one test by name
-  int repeat = getenv("IOCPGEN_TEST_REPEAT") ? atoi(getenv("IOCPGEN_TEST_REPEAT")) : 1;
-  for (int rep = 0; rep < repeat; ++rep)
-  for (auto& t : tests) {
-    if (only && strcmp(only, t.name) != 0) continue;
-    g_failures_in_test = 0;
-    auto t0 = std::chrono::steady_clock::now();
-    t.fn();
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (g_failures_in_test == 0) {
-      ++passed;
-      printf("PASS %s (%.0f ms)\n", t.name, ms);
-    } else {
-      ++failed;
-      printf("FAIL %s (%.0f ms)\n", t.name, ms);
-    }
-    fflush(stdout);
-  }
-  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - all0).count();
+  const auto all0 = std::chrono::steady_clock::now();
+  const int code = testing::run_tests("core", tests);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - all0).count();
   fprintf(stderr, "core_test: %.1f s, %d interrupted client calls retried\n", total, tnet::eintr_count().load());
-  printf("core: %d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return code;
 }

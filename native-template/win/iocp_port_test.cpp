@@ -21,22 +21,12 @@
 
 #include "../src/backend_iocp.h"
 #include "../src/port.h"
+#include "../test/check.h"
 #include "../test/test_net.h"
 
 using namespace iocpgen;
 
 namespace {
-
-int g_fail = 0;
-
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "  check failed %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_fail;                                                                  \
-      return;                                                                    \
-    }                                                                            \
-  } while (0)
 
 // A port plus the storage the engine would normally own.
 struct Rig {
@@ -118,6 +108,8 @@ struct Rig {
     if (!port->associate(sc)) return nullptr;
     return sc;
   }
+  // The set-up most cases share: the port listening, one client connected and associated.
+  SocketContext* start_and_accept(tnet::Client& c) { return start() ? accept_one(c) : nullptr; }
 };
 
 // No extra completions may show up later for ops already completed.
@@ -125,9 +117,8 @@ void settle(Rig& r) { r.pump(nullptr, 0, 150); }
 
 void t_accept_echo(bool zero) {
   Rig r(zero);
-  CHECK(r.start());
   tnet::Client c;
-  SocketContext* sc = r.accept_one(c);
+  SocketContext* sc = r.start_and_accept(c);
   CHECK(sc != nullptr);
   CHECK(std::string(r.peer) == "127.0.0.1" && r.peer_port != 0);
   IoContext* rv = r.io(OpKind::recv);
@@ -155,9 +146,8 @@ void t_accept_echo(bool zero) {
 // A send posted from a thread that never dequeued goes through the port.
 void t_send_other_thread(bool zero) {
   Rig r(zero);
-  CHECK(r.start());
   tnet::Client c;
-  SocketContext* sc = r.accept_one(c);
+  SocketContext* sc = r.start_and_accept(c);
   CHECK(sc != nullptr);
   IoContext* sd = r.io(OpKind::send);
   memcpy(sd->buf, "abc", 3);
@@ -174,9 +164,8 @@ void t_send_other_thread(bool zero) {
 
 void t_reset(bool zero) {
   Rig r(zero);
-  CHECK(r.start());
   tnet::Client c;
-  SocketContext* sc = r.accept_one(c);
+  SocketContext* sc = r.start_and_accept(c);
   CHECK(sc != nullptr);
   IoContext* rv = r.io(OpKind::recv);
   CHECK(r.port->post_recv(sc, rv));
@@ -196,9 +185,8 @@ void t_reset(bool zero) {
 
 void t_cancel(bool zero) {
   Rig r(zero);
-  CHECK(r.start());
   tnet::Client c;
-  SocketContext* sc = r.accept_one(c);
+  SocketContext* sc = r.start_and_accept(c);
   CHECK(sc != nullptr);
   IoContext* rv = r.io(OpKind::recv);
   CHECK(r.port->post_recv(sc, rv));
@@ -224,9 +212,8 @@ void t_cancel(bool zero) {
 // shutdown + cancel + close, but a bare close must also complete once).
 void t_close_pending(bool zero) {
   Rig r(zero);
-  CHECK(r.start());
   tnet::Client c;
-  SocketContext* sc = r.accept_one(c);
+  SocketContext* sc = r.start_and_accept(c);
   CHECK(sc != nullptr);
   IoContext* rv = r.io(OpKind::recv);
   CHECK(r.port->post_recv(sc, rv));
@@ -241,9 +228,8 @@ void t_close_pending(bool zero) {
 
 void t_disconnect(bool zero) {
   Rig r(zero);
-  CHECK(r.start());
   tnet::Client c;
-  SocketContext* sc = r.accept_one(c);
+  SocketContext* sc = r.start_and_accept(c);
   CHECK(sc != nullptr);
   IoContext* dc = r.io(OpKind::disconnect);
   CHECK(r.port->post_disconnect(sc, dc));
@@ -259,9 +245,8 @@ void t_disconnect(bool zero) {
 void t_reuse(bool zero) {
   Rig r(zero);
   r.cfg.socket_reuse = true;
-  CHECK(r.start());
   tnet::Client c;
-  SocketContext* sc = r.accept_one(c);
+  SocketContext* sc = r.start_and_accept(c);
   CHECK(sc != nullptr);
   socket_t s = sc->sock;
   c.close();
@@ -381,11 +366,7 @@ void t_cancel_race(bool zero) {
 
 int main() {
   tnet::init();
-  struct Test {
-    std::string name;
-    std::function<void()> fn;
-  };
-  std::vector<Test> tests;
+  std::vector<testing::Test> tests;
   for (int skip = 1; skip >= 0; --skip) {
     for (int zero = 0; zero <= 1; ++zero) {
       std::string sfx = std::string(skip ? "/skip" : "/noskip") + (zero ? "/zero" : "/full");
@@ -408,16 +389,5 @@ int main() {
   }
   tests.push_back({"wake", t_wake});
   tests.push_back({"cancel_accepts", t_cancel_accepts});
-  int passed = 0, failed = 0;
-  for (auto& t : tests) {
-    g_fail = 0;
-    auto t0 = std::chrono::steady_clock::now();
-    t.fn();
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    printf("%s %s (%.0f ms)\n", g_fail ? "FAIL" : "PASS", t.name.c_str(), ms);
-    fflush(stdout);
-    (g_fail ? failed : passed)++;
-  }
-  printf("iocp_port: %d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return testing::run_tests("iocp_port", tests);
 }

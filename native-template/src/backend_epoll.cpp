@@ -52,6 +52,7 @@ class EpollPort final : public Port {
 
   bool associate(SocketContext* sc) override {
     LockGuard g(sc->port.mu);
+    sc->port.reset();
     int fl = fcntl(sc->sock, F_GETFL);
     if (fl < 0 || fcntl(sc->sock, F_SETFL, fl | O_NONBLOCK) != 0) return false;
     epoll_event e{};

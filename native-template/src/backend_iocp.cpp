@@ -488,7 +488,7 @@ bool IocpPort::associate(SocketContext* sc) {
     ioctlsocket(sc->sock, FIONBIO, &nb);
   }
   LockGuard g(sc->port.mu);
-  sc->port.cancelled = false;
+  sc->port.reset();
   sc->port.registered = true;
   sc->port.extra = skip ? reinterpret_cast<void*>(uintptr_t(1)) : nullptr;
   return true;

@@ -246,14 +246,9 @@ class UringPort final : public Port {
   bool associate(SocketContext* sc) override {
     // Owned by the ring of the worker that accepted it: its posts stay local.
     int w = current_worker();
+    sc->port.reset();
     sc->port.ring = w >= 0 ? w % n_ : int(sc->self.index % uint32_t(n_));
     sc->port.registered = true;
-    sc->port.cancelled = false;
-    sc->port.send_inflight = false;
-    sc->port.recv_inflight = false;
-    sc->port.starved = false;
-    sc->port.send_q = IoQueue{};
-    sc->port.recv_q = IoQueue{};
     return true;
   }
 

@@ -333,15 +333,10 @@ void Engine::setup_connection(Accepted& a, Handle h, bool from_queue) {
   {
     LockGuard g(sc->mu);
     {
+      // The backend reads the socket under its own lock; the rest of sc->port is its own,
+      // reset by associate().
       LockGuard pg(sc->port.mu);
       sc->sock = s;
-      sc->port.recv_q = IoQueue{};
-      sc->port.send_q = IoQueue{};
-      sc->port.cancelled = false;
-      sc->port.registered = false;
-      sc->port.send_inflight = false;
-      sc->port.ring = 0;
-      sc->port.extra = nullptr;
     }
     sc->self = h;
     sc->ip = a.ip;

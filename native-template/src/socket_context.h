@@ -57,6 +57,16 @@ struct PortSocketState {
   bool starved = false;        // uring: multishot recv ended with ENOBUFS, waits for a buffer
   int ring = 0;       // uring: owning ring
   void* extra = nullptr;
+
+  // A backend's associate() starts each connection's state afresh with this: the state is
+  // the backend's alone, so the engine never writes it.
+  void reset() {
+    recv_q = IoQueue{};
+    send_q = IoQueue{};
+    cancelled = registered = send_inflight = recv_inflight = starved = false;
+    ring = 0;
+    extra = nullptr;
+  }
 };
 
 struct SocketContext {

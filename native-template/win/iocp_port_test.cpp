@@ -75,9 +75,7 @@ struct Rig {
   }
   SocketContext* sc_for(socket_t s) {
     SocketContext* sc = &scs[next_sc++];
-    sc->sock = s;
-    sc->port.cancelled = false;
-    sc->port.extra = nullptr;
+    sc->sock = s;  // the rest is the port's: associate() resets it
     return sc;
   }
   // Dequeues until `want` completions for `target` arrived (or any, if null)

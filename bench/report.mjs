@@ -1,19 +1,24 @@
-// Writes bench/results.md (tables with ratios to each peer, the targets met or missed, and
-// the hand-written analysis in bench/analysis.md) and bench/results.svg (a bar chart of
-// throughput) from one run's medians.
+// Writes bench/results.md (tables with ratios to each peer and each server's share of the
+// floor, the targets met or missed, and the hand-written analysis in bench/analysis.md) and
+// bench/results.svg (a bar chart of throughput) from one run's medians.
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-export const PEERS = ['node net', 'C epoll']
+// The floor echoes bytes without parsing frames: no framed server can beat it on this machine.
+export const FLOOR = 'C raw echo (floor)'
+export const PEERS = ['node net', 'node net (decoding)', 'C epoll', FLOOR]
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const x = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a')
+const pct = (v) => (Number.isFinite(v) ? `${Math.round(v * 100)}%` : 'n/a')
 
 const unit = (r) => (r.kind === 'fanout' ? 'deliveries/s' : r.kind === 'idle' ? 'msgs/s (one each)' : r.workload.startsWith('accept') ? 'conns/s' : 'msgs/s')
 
 function table(r) {
   const idle = r.kind === 'idle'
   const peers = PEERS.filter((p) => r.servers[p])
-  const cols = [unit(r), 'p50 µs', 'p99 µs', 'server CPU µs/msg', idle ? 'RSS B/conn idle' : 'RSS growth B/conn', ...(idle ? ['RSS B/conn after one msg'] : []), ...peers.map((p) => `vs ${p}`)]
+  // Results written before the floor existed have no shares; their tables keep their columns.
+  const floor = r.toFloor ? ['of floor'] : []
+  const cols = [unit(r), ...floor, 'p50 µs', 'p99 µs', 'server CPU µs/msg', idle ? 'RSS B/conn idle' : 'RSS growth B/conn', ...(idle ? ['RSS B/conn after one msg'] : []), ...peers.map((p) => `vs ${p}`)]
   const out = [`| server | ${cols.join(' | ')} |`, `| --- | ${cols.map(() => '---:').join(' | ')} |`]
   for (const [name, s] of Object.entries(r.servers)) {
     const vs = peers.map((p) => {
@@ -22,7 +27,7 @@ function table(r) {
       const mem = idle ? `, ${x(q.rssPerConn)} RSS` : ''
       return `${x(q.rate)} rate, ${x(q.cpuPerMsgUs)} CPU${mem}`
     })
-    const cells = [fmt(s.rate), fmt(s.p50_us), fmt(s.p99_us), s.cpuPerMsgUs.toFixed(2), fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
+    const cells = [fmt(s.rate), ...(r.toFloor ? [pct(r.toFloor[name])] : []), fmt(s.p50_us), fmt(s.p99_us), s.cpuPerMsgUs.toFixed(2), fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
     out.push(`| ${name} | ${cells.join(' | ')} |`)
   }
   return out
@@ -61,6 +66,7 @@ export function writeReport(dir, meta, results) {
     'Reproduce: `npm run bench` (env RUNS, SECONDS, IDLE_CONNS, FANOUT_MEMBERS override the defaults).',
     'Load: `bench/build/loadgen` (closed loop with a pipeline depth; churn; idle) and `bench/build/fanout` (group fan-out); both check every reply.',
     'Ratios are iocpgen / peer, the median of the ratios of each round (servers of a round run back to back): above 1 is faster for rates, below 1 is better for CPU and memory. Absolute figures are medians over the rounds.',
+    `Of floor is each server's rate over that of ${FLOOR}, a C epoll server that writes back the bytes it reads without parsing frames (the most any server can do here); the median of the rounds' shares.`,
     'Server CPU is user + system time of the server process over the run, divided by the messages (deliveries for fan-out, connections for churn).',
     `RSS per connection is the server's RSS growth over its RSS before the load, divided by the connections. Idle: ${fmt(meta.idleConns)} connections per server, spread over 127.0.0.x source addresses; the container's hard NOFILE limit (20,000) rules out the issue's 100,000.`,
     '',
@@ -73,14 +79,14 @@ export function writeReport(dir, meta, results) {
   writeFileSync(join(dir, 'results.svg'), chart(results))
 }
 
-const COLORS = {'iocpgen': '#2b6cb0', 'iocpgen +10us': '#63b3ed', 'node net': '#c05621', 'C epoll': '#4a5568'}
+const COLORS = {'iocpgen': '#2b6cb0', 'iocpgen +10us': '#63b3ed', 'node net': '#c05621', 'node net (decoding)': '#ed8936', 'C epoll': '#4a5568', [FLOOR]: '#a0aec0'}
 
 // One group of bars per workload, each scaled to that workload's fastest server: the
 // workloads' rates differ by orders of magnitude.
 function chart(results) {
   const names = [...new Set(results.flatMap((r) => Object.keys(r.servers)))]
   const rowH = 18
-  const labelW = 120
+  const labelW = 140 // fits 'node net (decoding)'
   const plotW = 480
   const groups = results.map((r) => names.filter((n) => r.servers[n]))
   const height = 50 + groups.reduce((h, g) => h + g.length * rowH + 28, 0)

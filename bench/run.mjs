@@ -1,14 +1,15 @@
-// The benchmark: generated iocpgen servers side by side with a Node `net` server and a plain
-// C epoll server, in the same run on the same machine. Every figure is a median of several
-// runs, reported with its ratio to each peer. `npm run bench` (full) or `--smoke` (CI: checks
-// the harness works, asserts no speed).
+// The benchmark: generated iocpgen servers side by side with Node `net` servers (one echoing
+// frames undecoded, one decoding them as a typed server must), a plain C epoll server and a C
+// byte echo that is the floor, in the same run on the same machine. Every figure is a median
+// of several runs, reported with its ratio to each peer and its share of the floor.
+// `npm run bench` (full) or `--smoke` (CI: checks the harness works, asserts no speed).
 import {execFileSync, spawn} from 'node:child_process'
 import {cpSync, existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {cpus} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {PEERS, writeReport} from './report.mjs'
+import {FLOOR, PEERS, writeReport} from './report.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const root = join(here, '..')
@@ -188,7 +189,9 @@ async function main() {
     iocpgen: {cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0'}},
     'iocpgen +10us': {cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0', WORK_US: '10'}},
     'node net': {cmd: process.execPath, args: [join(here, 'peers', 'node-echo.mjs'), '--port', '0']},
+    'node net (decoding)': {cmd: process.execPath, args: [join(here, 'peers', 'node-echo-decoding.mjs'), '--port', '0']},
     'C epoll': {cmd: join(build, 'epoll-echo'), args: ['--port', '0', '--threads', '2']},
+    [FLOOR]: {cmd: join(build, 'raw-echo'), args: ['--port', '0', '--threads', '2']},
   }
   const {'iocpgen +10us': _work, ...echoPlain} = echo
   const closed = (name, size, conns, depth) => ({name, kind: 'closed', mode: 'closed', size, conns, depth, servers: echo})
@@ -232,7 +235,7 @@ async function main() {
         }
       }
     }
-    const row = {workload: w.name, kind: w.kind, servers: {}, ratios: {}}
+    const row = {workload: w.name, kind: w.kind, servers: {}, ratios: {}, ...(samples.has(FLOOR) ? {toFloor: {}} : {})}
     for (const [name, xs] of samples) {
       const m = {runs: xs.length}
       for (const k of ['rate', 'p50_us', 'p99_us', 'cpuPerMsgUs', 'rssPerConn', 'rssPerConnAfterOne']) if (xs[0][k] !== undefined) m[k] = median(xs.map((x) => x[k]))
@@ -248,6 +251,11 @@ async function main() {
         const per = (k) => median(mine.map((x, i) => x[k] / theirs[i][k]))
         row.ratios[name][peer] = {rate: per('rate'), cpuPerMsgUs: per('cpuPerMsgUs'), rssPerConn: per('rssPerConn')}
       }
+    }
+    // Every server's rate as a share of the floor's, per round like the ratios.
+    if (row.toFloor) {
+      const floor = samples.get(FLOOR)
+      for (const [name, xs] of samples) row.toFloor[name] = median(xs.map((x, i) => x.rate / floor[i].rate))
     }
     results.push(row)
   }

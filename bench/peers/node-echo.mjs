@@ -1,5 +1,6 @@
-// node-echo: Node `net` framed echo peer. Parses u32le length frames (split or
-// coalesced across chunks) and writes each whole frame back, like a framed server.
+// node-echo: the undecoded Node `net` peer, the fastest Node can be. Splits the stream into
+// u32le length frames (split or coalesced across chunks) and writes each whole frame back
+// without decoding its payload; node-echo-decoding.mjs is the typed server.
 import net from 'node:net';
 
 const MAX_FRAME = 16 * 1024 * 1024; // reject absurd lengths instead of buffering forever

@@ -15,7 +15,7 @@
 // buffer-less recv per connection; it becomes a multishot recv that picks
 // buffers from the ring's buffer ring when data arrives, so idle connections
 // hold none. Each chunk is a Completion with more = true; the stream's end is
-// the post's one final completion. Buffers go back (zeroed) only on the
+// the post's one final completion. Buffers go back only on the
 // owner's thread, via recycle_recv_buffer() after the decoder ran. ENOBUFS
 // ends a stream without losing data; it is re-armed when buffers come back.
 #ifdef IOCPGEN_HAVE_URING
@@ -230,8 +230,7 @@ class UringPort final : public Port {
     const uint16_t bid = uint16_t(c.buf_id & 0xffff);
     assert(current_worker() == r && "provided buffer returned off its ring's thread");
     Ring& ring = rings_[r];
-    uint8_t* b = ring.bufs + size_t(bid) * buf_size_;
-    if (c.result > 0) memset(b, 0, size_t(c.result));  // the design: buffers go back zeroed
+    // Not zeroed: the next receive overwrites it, and only the bytes received are read.
     give_back(ring, bid);
     rearm_starved(ring);
   }

@@ -132,7 +132,7 @@ Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
   table_.reset(new MessageTable(cfg_.messages));
   const uint32_t nio = cfg_.effective_io_contexts();
   const size_t bs = cfg_.buffer_size;
-  // Fresh OS pages start zeroed and are touched only when used; returns are re-zeroed.
+  // Fresh OS pages, touched only when used: a buffer becomes resident when first written.
   slab_.reset(new BufferSlab(size_t(nio) * bs));
   uint8_t* slab = slab_->data();
   ios_.reset(new Pool<IoContext>(nio, [slab, bs](IoContext& io, uint32_t i) {
@@ -537,7 +537,6 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
     release_io(io);
     return;
   }
-  io->mark_dirty(uint32_t(res));
   const ConnState st = sc->state.load();
   if (st != ConnState::open && st != ConnState::draining) {
     release_io(io);  // condemned: not counted, not re-posted
@@ -600,7 +599,6 @@ void Engine::fill_send(SocketContext* sc, IoContext* io) {
   io->kind = OpKind::send;
   io->len = uint32_t(n);
   io->off = 0;
-  io->mark_dirty(io->len);
   sc->sendq_head += n;
   if (sc->sendq_head == sc->sendq.size()) {
     // Drained: give back the memory of a burst, keep a small queue's.
@@ -658,7 +656,6 @@ bool Engine::send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t 
         io->kind = OpKind::send;
         io->len = uint32_t(n);
         io->off = 0;
-        io->mark_dirty(io->len);
         if (!post_locked(sc, io)) {
           failed.push(io);
           stuck = true;

@@ -2,7 +2,6 @@
 // operation and comes back in exactly one Completion.
 #pragma once
 #include <cstdint>
-#include <cstring>
 
 #include "net.h"
 #include "pool.h"
@@ -23,7 +22,6 @@ struct IoContext {
   uint32_t cap = 0;            // slice size
   uint32_t len = 0;            // bytes valid (send) / requested (recv)
   uint32_t off = 0;            // bytes already sent (partial sends)
-  uint32_t dirty = 0;          // high-water of bytes written, zeroed on release
   uint64_t seq = 0;            // receive order (recv_depth > 1)
   socket_t accept_sock = kInvalidSocket;  // accepted socket (AcceptEx: pre-created)
   int peer_addr_len = 0;       // bytes of the peer sockaddr in addr_area()
@@ -39,18 +37,11 @@ struct IoContext {
   // An accept keeps the peer's sockaddr (AcceptEx: both addresses) at the start of its
   // buffer rather than in every context; the engine makes each buffer at least this big.
   static constexpr uint32_t kAddrRoom = 128;
-  unsigned char* addr_area() {
-    mark_dirty(kAddrRoom);
-    return buf;
-  }
+  unsigned char* addr_area() { return buf; }
 
-  void mark_dirty(uint32_t n) {
-    if (n > dirty) dirty = n;
-  }
-  // Pool hook: buffers go back zeroed (the design clears them on return).
+  // Pool hook. The buffer is not cleared: whoever takes the context next overwrites what it
+  // uses (len for a send, the bytes received for a receive), and nothing reads past that.
   void on_pool_release() {
-    if (buf && dirty) memset(buf, 0, dirty > cap ? cap : dirty);
-    dirty = 0;
     kind = OpKind::none;
     owner = Handle{};
     len = off = 0;

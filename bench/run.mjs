@@ -1,5 +1,5 @@
 // The benchmark: generated iocpgen servers side by side with Node `net` servers (one echoing
-// frames undecoded, one decoding them as a typed server must), a plain C epoll server and a C
+// frames undecoded, one decoding them as a typed server must), a framed C epoll server and a C
 // byte echo that is the floor, in the same run on the same machine. Every figure is a median
 // of several runs, reported with its ratio to each peer and its share of the floor.
 // `npm run bench` (full) or `--smoke` (CI: checks the harness works, asserts no speed).

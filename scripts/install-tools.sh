@@ -15,6 +15,8 @@ need() {
   fi
 }
 need 'command -v g++ && command -v make'                 g++ make
+# node-gyp (the runtime's source-build test) runs Python.
+need 'command -v python3'                                  python3
 need 'command -v pkg-config && pkg-config --exists liburing' pkg-config liburing-dev
 need 'command -v x86_64-w64-mingw32-g++-posix'             g++-mingw-w64-x86-64-posix
 need 'command -v wine'                                     wine wine64
@@ -28,7 +30,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Re-check: a package that installed but did not bring the command is a CI failure here,
   # not a confusing test failure later.
-  for c in g++ make pkg-config x86_64-w64-mingw32-g++-posix wine clang++ llvm-symbolizer; do
+  for c in g++ make python3 pkg-config x86_64-w64-mingw32-g++-posix wine clang++ llvm-symbolizer; do
     command -v "$c" >/dev/null || { echo "ci: $c still missing after install" >&2; exit 1; }
   done
 fi

@@ -162,9 +162,12 @@ for (const target of targets) {
       }
       await Promise.all(clients.map((c) => c.when(ack(200 + K - 1))))
       const perGroup = N / GROUPS
+      // An ack reaches its sender, not the receivers: wait (bounded) for what each client is
+      // owed on its own connection, group and private, before checking it.
       await Promise.all(clients.map(async (c) => {
         const want = (perGroup - 1) * K
-        for (let i = 0; i < 500 && c.count((m) => m.type === 'GroupDeliver') < want; i++) await new Promise((r) => setTimeout(r, 20))
+        const owed = () => c.count((m) => m.type === 'GroupDeliver') < want || c.count((m) => m.type === 'PrivateDeliver') < K
+        for (let i = 0; i < 500 && owed(); i++) await new Promise((r) => setTimeout(r, 20))
       }))
       for (const c of clients) {
         // Group: from each other member of the group, seq 100..119 once each, in order.

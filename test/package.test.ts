@@ -109,6 +109,25 @@ async function waitFor<T>(what: string, check: () => T | undefined, ms: number):
   }
 }
 
+/** The echo app's listening line in what `read` returns so far: port and backend. */
+async function listening(what: string, child: ChildProcess, read: () => string, ms: number): Promise<{port: number; backend: string}> {
+  const m = await waitFor(what, () => {
+    if (child.exitCode !== null) throw new Error(`${what}: the server exited ${child.exitCode}:\n${read()}`)
+    return /echo listening on port (\d+) \((\w+)\)/.exec(read()) ?? undefined
+  }, ms)
+  return {port: Number(m[1]), backend: m[2]!}
+}
+
+/** Spawns a server with its output collected, tracked so afterAll stops it. */
+function spawnServer(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): {child: ChildProcess; output: () => string} {
+  const child = spawn(cmd, args, {cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
+  children.push(child)
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
+  return {child, output: () => out}
+}
+
 describe('the packed tarballs', () => {
   it('ship no V8 logs, and none is committed', async () => {
     const logs = (f: string) => /(^|\/)isolate-.*\.log$/.test(f)
@@ -265,17 +284,10 @@ describe('installed from the tarballs on a machine without a compiler', () => {
   })
 
   it('npm start serves echo on Linux, and stops on SIGTERM', async () => {
-    const child = spawn('npm', ['start'], {cwd: app, env: {...env, PORT: '0'}, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
-    children.push(child)
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
-    const m = await waitFor('the listening line', () => {
-      if (child.exitCode !== null) throw new Error(`npm start exited ${child.exitCode}:\n${out}`)
-      return /echo listening on port (\d+) \((\w+)\)/.exec(out) ?? undefined
-    }, 120_000)
-    expect(['uring', 'epoll']).toContain(m[2])
-    await echoRoundTrips(app, Number(m[1]))
+    const {child, output} = spawnServer('npm', ['start'], app, {...env, PORT: '0'})
+    const at = await listening('npm start', child, output, 120_000)
+    expect(['uring', 'epoll']).toContain(at.backend)
+    await echoRoundTrips(app, at.port)
     // As Ctrl+C would: to the whole group, since npm's sh does not pass SIGTERM on to node.
     killGroup(child, 'SIGTERM')
     await waitFor('the server to exit', () => (groupAlive(child.pid!) ? undefined : true), 20_000)
@@ -289,12 +301,9 @@ describe('installed from the tarballs on a machine without a compiler', () => {
     const child = startUnderWine(app, 'dist/src/main.js', {PORT: '0'}, outFile)
     children.push(child)
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-    const m = await waitFor('the listening line under Wine', () => {
-      if (child.exitCode !== null) throw new Error(`node.exe exited ${child.exitCode}:\n${readIfExists(outFile)}`)
-      return /echo listening on port (\d+) \((\w+)\)/.exec(readIfExists(outFile)) ?? undefined
-    }, 180_000)
-    expect(m[2]).toBe('iocp')
-    await echoRoundTrips(app, Number(m[1]))
+    const at = await listening('node.exe under Wine', child, () => readIfExists(outFile), 180_000)
+    expect(at.backend).toBe('iocp')
+    await echoRoundTrips(app, at.port)
     // Windows has no SIGTERM; Wine turns SIGINT into the Ctrl+C that Node reports as SIGINT.
     child.kill('SIGINT')
     expect(await exited).toBe(0)
@@ -321,16 +330,8 @@ describe('installed with --build-from-source', () => {
     // The echo app installed above, run on that addon.
     const app = join(work, 'user/app')
     if (!existsSync(join(app, 'dist/src/main.js'))) throw new Error('the echo app was not built')
-    const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: app, env: {...env, PORT: '0', IOCPGEN_ADDON: built}, detached: true, stdio: ['ignore', 'pipe', 'pipe']})
-    children.push(child)
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
-    const m = await waitFor('the listening line', () => {
-      if (child.exitCode !== null) throw new Error(`the server exited ${child.exitCode}:\n${out}`)
-      return /echo listening on port (\d+) \((\w+)\)/.exec(out) ?? undefined
-    }, 60_000)
-    await echoRoundTrips(app, Number(m[1]))
+    const {child, output} = spawnServer(process.execPath, ['dist/src/main.js'], app, {...env, PORT: '0', IOCPGEN_ADDON: built})
+    await echoRoundTrips(app, (await listening('the source-built addon', child, output, 60_000)).port)
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
     child.kill('SIGTERM')
     expect(await exited).toBe(0)

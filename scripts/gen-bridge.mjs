@@ -104,6 +104,7 @@ export function render(text) {
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16)
   const records = Object.entries(decl.records).map(([name, r]) => ({name, doc: r.doc, ...layout(r)}))
   const kinds = Object.entries(decl.eventKinds)
+  const constants = Object.entries(decl.constants ?? {})
 
   const cpp = [
     `// ${HEADER}`,
@@ -125,6 +126,8 @@ export function render(text) {
     `constexpr const char* kHash = "${hash}";`,
     '',
     `enum class EventKind : uint8_t { ${kinds.map(([k, v]) => `${k} = ${v}`).join(', ')} };`,
+    '',
+    ...constants.flatMap(([k, c]) => [`// ${c.doc}`, `constexpr uint32_t k${pascal(k)} = ${c.value}u;`]),
     '',
   ]
   for (const r of records) {
@@ -253,6 +256,7 @@ export function render(text) {
   const ts = [`// ${HEADER}`, '// How the runtime and the native addon read each other: record layouts, options, stats.', '']
   ts.push('/** The declaration\'s hash; the addon reports its own, and they must match. */', `export const BRIDGE_HASH = '${hash}'`, '')
   ts.push('/** Kinds of event record. */', `export const EventKind = {${kinds.map(([k, v]) => `${k}: ${v}`).join(', ')}} as const`, '')
+  for (const [k, c] of constants) ts.push(`/** ${c.doc} */`, `export const ${upper(k)} = ${c.value}`, '')
   for (const r of records) {
     ts.push(`// ${r.doc}`, `export const ${upper(r.name)}_SIZE = ${r.size}`)
     for (const f of r.fields) ts.push(`export const ${upper(r.name)}_${upper(f.name)} = ${f.at}${f.doc ? `  // ${f.type}: ${f.doc}` : `  // ${f.type}`}`)

@@ -21,6 +21,7 @@ const changed: Required<NativeOptions> = {
   port: 40001,
   backend: 'epoll',
   workers: 3,
+  jsThreadIo: true,
   acceptBacklog: 7,
   listenBacklog: 77,
   maxConnections: 333,

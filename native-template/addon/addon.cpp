@@ -1,9 +1,15 @@
 // The N-API bridge between the engine and the TypeScript runtime.
 //
-// Native -> JS: worker threads append events (open, frame, close) to one queue; one
-// thread-safe function call hands everything queued to JS as a single Buffer. A full queue
-// makes workers wait before re-posting their connection's receive: backpressure, not growth.
-// JS -> native: the runtime batches a tick's sends into one Buffer and one call.
+// Native -> JS: completions append events (open, frame, close) to one queue, and JS gets
+// everything queued as a single Buffer. Two ways to drive the engine:
+// - JS thread (option jsThreadIo, Linux): no I/O threads. libuv watches the engine's notify
+//   fd; when it is readable the JS thread runs the completions itself and calls JS right
+//   after, then hands the kernel the sends JS made. Nothing crosses threads on this path.
+// - Worker threads (Windows, or jsThreadIo false): workers append, and one thread-safe
+//   function call wakes JS. A full queue makes workers wait before re-posting their
+//   connection's receive: backpressure, not growth.
+// Events appended by other threads (the keeper's closes and admissions) always go the
+// thread-safe way. JS -> native: the runtime batches a tick's sends into one call.
 // No native lock is held while JS runs: the queue lock is held only to append or swap.
 // The addon is the same for every spec: the runtime hands it the spec's settings and
 // message table as options. Records and options are declared once, in bridge.json.
@@ -24,8 +30,30 @@
 #include "bridge.h"
 #include "engine.h"
 
+#ifndef _WIN32
+// libuv, reached through the symbols Node exports: N-API cannot watch a descriptor. Declared
+// here because N-API builds ship no uv.h. The handle's size comes from libuv at run time
+// (uv_handle_size), and `data` is every handle's first field; both are stable across 1.x.
+extern "C" {
+struct uv_loop_s;
+struct uv_handle_s;
+struct uv_poll_s;
+size_t uv_handle_size(int type);
+int uv_poll_init(uv_loop_s* loop, uv_poll_s* handle, int fd);
+int uv_poll_start(uv_poll_s* handle, int events, void (*cb)(uv_poll_s*, int status, int events));
+int uv_poll_stop(uv_poll_s* handle);
+void uv_close(uv_handle_s* handle, void (*cb)(uv_handle_s*));
+void uv_unref(uv_handle_s* handle);
+}
+#endif
+
 namespace iocpgen {
 namespace {
+
+#ifndef _WIN32
+constexpr int kUvPoll = 8;      // UV_POLL of uv_handle_type
+constexpr int kUvReadable = 1;  // UV_READABLE
+#endif
 
 using bridge::EventKind;
 namespace event = bridge::event;
@@ -124,6 +152,9 @@ class EventQueue final : public FrameSink {
     return out;
   }
 
+  // JS thread: while set, its own appends wake nobody (it delivers them itself next).
+  void set_driving(bool on) { driving_ = on; }
+
   // From now on nobody waits for room (shutdown: JS may no longer drain).
   void unblock() {
     {
@@ -164,7 +195,7 @@ class EventQueue final : public FrameSink {
       was_empty = q_.empty();
       fill(q_.append(bytes));
     }
-    if (was_empty) notify_();
+    if (was_empty && !(driving_ && std::this_thread::get_id() == js_thread_)) notify_();
   }
 
   static constexpr size_t kMaxReserve = 256 * 1024;
@@ -177,6 +208,7 @@ class EventQueue final : public FrameSink {
   Bytes q_;
   bool unbounded_ = false;
   uint64_t waits_ = 0;
+  bool driving_ = false;  // JS thread only
 };
 
 uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
@@ -186,7 +218,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeServer",
                        {InstanceMethod<&NativeServer::Start>("start"), InstanceMethod<&NativeServer::Send>("send"),
-                        InstanceMethod<&NativeServer::Broadcast>("broadcast"), InstanceMethod<&NativeServer::Close>("close"),
+                        InstanceMethod<&NativeServer::Close>("close"),
                         InstanceMethod<&NativeServer::Stats>("stats"), InstanceMethod<&NativeServer::Options>("options"),
                         InstanceMethod<&NativeServer::Stop>("stop")});
   }
@@ -200,12 +232,16 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
       return;
     }
     if (!bridge::read_options(info[0].As<Napi::Object>(), cfg_, addon_)) return;
+#ifdef _WIN32
+    cfg_.caller_driven = false;  // IOCP completions are dequeued by worker threads
+#endif
     if (cfg_.workers == 0) {
       const unsigned cores = std::thread::hardware_concurrency();
       cfg_.workers = int(cores ? cores : 2);
     }
     const size_t limit = addon_.event_queue_limit;
 
+    on_events_ = Napi::Persistent(info[1].As<Napi::Function>());
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "iocpgen events", 0, 1);
     tsfn_.Unref(env);  // start() makes the running server keep the process alive
     queue_ = std::make_shared<EventQueue>(limit, [this] { Schedule(); });
@@ -246,58 +282,135 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     }
     running_ = true;
     tsfn_.Ref(env);
+    if (cfg_.caller_driven && !WatchEngine(env)) return env.Undefined();
     Napi::Object r = Napi::Object::New(env);
     r.Set("port", engine_->port());
     r.Set("backend", engine_->backend_name());
+    r.Set("ioThreads", cfg_.caller_driven ? 0 : cfg_.workers);
     return r;
   }
 
-  // send(batch): records of u32 index, u32 gen, u32 len, then a whole frame of len bytes.
-  // Consecutive records for one connection go to the engine as one call: one lock, and
-  // usually one socket send for all of a batch's replies to that client.
-  // Returns how many frames were not accepted (stale session, closing, queue full).
+#ifndef _WIN32
+  // Caller-driven: libuv wakes the JS thread when the engine has completions. The handle is
+  // unreferenced: the thread-safe function's reference alone keeps a running server alive.
+  bool WatchEngine(Napi::Env env) {
+    uv_loop_s* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return Fail(env, "no libuv loop");
+    poll_ = static_cast<uv_poll_s*>(std::calloc(1, uv_handle_size(kUvPoll)));
+    if (!poll_) return Fail(env, "out of memory");
+    *reinterpret_cast<NativeServer**>(poll_) = this;  // handle->data
+    if (uv_poll_init(loop, poll_, engine_->notify_fd()) != 0) {
+      std::free(poll_);
+      poll_ = nullptr;
+      return Fail(env, "uv_poll_init failed");
+    }
+    uv_poll_start(poll_, kUvReadable, [](uv_poll_s* h, int, int) { (*reinterpret_cast<NativeServer**>(h))->Drive(); });
+    uv_unref(reinterpret_cast<uv_handle_s*>(poll_));
+    async_ = std::make_unique<Napi::AsyncContext>(env, "iocpgen:io");
+    return true;
+  }
+
+  void Unwatch() {
+    if (!poll_) return;
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_s*>(poll_), [](uv_handle_s* h) { std::free(h); });
+    poll_ = nullptr;
+  }
+
+  // JS thread, from libuv: run the engine's completions, hand JS their events, then submit
+  // what JS sent. A bounded number of rounds, so timers and other I/O get their turn; the
+  // engine keeps its fd readable when it stopped with work left.
+  void Drive() {
+    static constexpr size_t kBudget = 256;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    for (int round = 0; round < 8 && !stopped_; ++round) {
+      queue_->set_driving(true);
+      const size_t n = engine_->poll(kBudget);
+      queue_->set_driving(false);
+      DeliverNow(env);
+      if (stopped_) return;
+      engine_->submit();
+      if (n < kBudget) return;
+    }
+  }
+
+  void DeliverNow(Napi::Env env) {
+    Bytes events = queue_->take();
+    if (events.empty()) return;
+    const size_t n = events.size();
+    auto buf = Napi::Buffer<uint8_t>::New(env, events.release(), n, [](Napi::Env, uint8_t* p) { std::free(p); });
+    lockcheck::assert_no_locks_held();
+    on_events_.MakeCallback(env.Global(), {buf}, *async_);
+    // Nothing on the stack would catch it: report it as Node reports any uncaught error.
+    if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+  }
+
+  bool Fail(Napi::Env env, const std::string& why) {
+    Napi::Error::New(env, "cannot watch the engine: " + why).ThrowAsJavaScriptException();
+    return false;
+  }
+#else
+  bool WatchEngine(Napi::Env) { return true; }
+  void Unwatch() {}
+#endif
+
+  // Caller-driven: what this call posted goes to the kernel now, not at the next wake-up.
+  void Submit() {
+    if (cfg_.caller_driven && !stopped_) engine_->submit();
+  }
+
+  // send(batch): a tick's sends, as bridge.json's send records. Corked per connection: the
+  // frames of one connection, its broadcasts included, go to the engine in one send_parts
+  // call (one lock, and one socket send when they fit a buffer), in the order JS sent
+  // them; connections come in the order they first appear. A broadcast's frame is not
+  // copied here: each member's part points at the one encoding. Returns how many frames
+  // were not accepted (stale session, closing, queue full).
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsBuffer()) return Napi::Number::New(env, 0);
     auto buf = info[0].As<Napi::Buffer<uint8_t>>();
     const uint8_t* p = buf.Data();
     const uint8_t* end = p + buf.Length();
-    uint32_t rejected = 0;
-    Handle run{};
-    parts_.clear();
-    auto flush = [&] {
-      if (!parts_.empty() && !engine_->send_parts(run, parts_.data(), parts_.size(), uint32_t(parts_.size()))) rejected += uint32_t(parts_.size());
-      parts_.clear();
-    };
     namespace rec = bridge::send;
+    namespace hrec = bridge::handle;
+    cork_.clear();
+    uint32_t seq = 0;
     while (size_t(end - p) >= rec::kSize) {
-      const Handle h{get32(p + rec::kIndex), get32(p + rec::kGen)};
+      const uint32_t index = get32(p + rec::kIndex);
+      const uint32_t gen = get32(p + rec::kGen);
       const uint32_t len = get32(p + rec::kLen);
       p += rec::kSize;
-      if (uint32_t(end - p) < len) break;
-      if (!parts_.empty() && h != run) flush();
-      run = h;
-      parts_.push_back(Engine::Part{p, len});
-      p += len;
+      if (index != bridge::kBroadcastMark) {
+        if (uint32_t(end - p) < len) break;
+        cork_.push_back(Corked{Handle{index, gen}, seq++, Engine::Part{p, len}});
+        p += len;
+        continue;
+      }
+      const uint32_t count = gen;
+      const size_t handles = size_t(count) * hrec::kSize;
+      if (size_t(end - p) < handles || size_t(end - p) - handles < len) break;
+      const uint8_t* frame = p + handles;
+      for (uint32_t i = 0; i < count; ++i, p += hrec::kSize)
+        cork_.push_back(Corked{Handle{get32(p + hrec::kIndex), get32(p + hrec::kGen)}, seq++, Engine::Part{frame, len}});
+      p = frame + len;
     }
-    flush();
+    // Stable grouping by connection: sorted by handle, then by the order sent.
+    std::sort(cork_.begin(), cork_.end(), [](const Corked& a, const Corked& b) {
+      if (a.conn.index != b.conn.index) return a.conn.index < b.conn.index;
+      if (a.conn.gen != b.conn.gen) return a.conn.gen < b.conn.gen;
+      return a.seq < b.seq;
+    });
+    uint32_t rejected = 0;
+    for (size_t i = 0; i < cork_.size();) {
+      size_t j = i;
+      parts_.clear();
+      for (; j < cork_.size() && cork_[j].conn == cork_[i].conn; ++j) parts_.push_back(cork_[j].part);
+      if (!engine_->send_parts(cork_[i].conn, parts_.data(), parts_.size(), uint32_t(parts_.size()))) rejected += uint32_t(parts_.size());
+      i = j;
+    }
+    Submit();
     return Napi::Number::New(env, rejected);
-  }
-
-  // broadcast(handles, frame): handles are u32 index, u32 gen pairs; the frame is encoded
-  // once by JS and queued here for each connection. Returns how many accepted it.
-  Napi::Value Broadcast(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!info[0].IsBuffer() || !info[1].IsBuffer()) return Napi::Number::New(env, 0);
-    auto handles = info[0].As<Napi::Buffer<uint8_t>>();
-    auto frame = info[1].As<Napi::Buffer<uint8_t>>();
-    uint32_t ok = 0;
-    namespace rec = bridge::handle;
-    for (size_t i = 0; i + rec::kSize <= handles.Length(); i += rec::kSize) {
-      const Handle h{get32(handles.Data() + i + rec::kIndex), get32(handles.Data() + i + rec::kGen)};
-      if (engine_->send(h, frame.Data(), frame.Length(), 1)) ++ok;
-    }
-    return Napi::Number::New(env, ok);
   }
 
   // close(index, gen, reason?): reason is an index into closeReasons; the application may
@@ -309,7 +422,9 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
       const auto r = CloseReason(info[2].As<Napi::Number>().Uint32Value());
       if (r == CloseReason::bad_payload || r == CloseReason::handler_error) why = r;
     }
-    return Napi::Boolean::New(info.Env(), engine_->close(h, why));
+    const bool closing = engine_->close(h, why);
+    Submit();
+    return Napi::Boolean::New(info.Env(), closing);
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -339,6 +454,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     if (!engine_ || stopped_) return;
     stopped_ = true;
     queue_->unblock();
+    Unwatch();  // before the engine closes the fd; a caller-driven stop runs its completions
     engine_->stop();
     // Deliver what the shutdown queued (the closes), then let the process exit.
     if (running_) Schedule();
@@ -347,8 +463,19 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
 
   EngineConfig cfg_;
   bridge::AddonOptions addon_;
-  std::vector<Engine::Part> parts_;  // Send's scratch (JS thread only)
+  struct Corked {
+    Handle conn;
+    uint32_t seq;  // order within the batch
+    Engine::Part part;
+  };
+  std::vector<Corked> cork_;         // Send's scratch (JS thread only)
+  std::vector<Engine::Part> parts_;  // one connection's parts, for send_parts
+  Napi::FunctionReference on_events_;
   Napi::ThreadSafeFunction tsfn_;
+#ifndef _WIN32
+  uv_poll_s* poll_ = nullptr;
+  std::unique_ptr<Napi::AsyncContext> async_;
+#endif
   std::shared_ptr<EventQueue> queue_;
   std::unique_ptr<Engine> engine_;
   bool running_ = false;

@@ -14,9 +14,12 @@
 namespace iocpgen {
 namespace bridge {
 
-constexpr const char* kHash = "5365290661efbca5";
+constexpr const char* kHash = "a2830e8a442172ca";
 
 enum class EventKind : uint8_t { open = 1, frame = 2, close = 3 };
+
+// A send record's index that marks a broadcast (no slot has it).
+constexpr uint32_t kBroadcastMark = 4294967295u;
 
 // Native to JS: one event of a batch, followed by len bytes (the frame's payload, or the peer's address for open).
 namespace event {
@@ -29,7 +32,7 @@ constexpr size_t kGen = 8;  // u32: the slot's generation
 constexpr size_t kLen = 12;  // u32: bytes that follow the record
 }  // namespace event
 
-// JS to native: one frame to send, followed by len bytes (the whole frame, header included).
+// JS to native: one frame to send, followed by len bytes (the whole frame, header included). With index = broadcastMark it is a broadcast: gen is the member count, and count handle records come before the frame.
 namespace send {
 constexpr size_t kSize = 12;
 constexpr size_t kIndex = 0;  // u32
@@ -144,6 +147,7 @@ inline bool read_options(const Napi::Object& o, EngineConfig& c, AddonOptions& a
          read_number(o, "port", c.port, 0, 65535.0) &&
          read_backend(o, "backend", c.backend) &&
          read_number(o, "workers", c.workers, 0, 1024.0) &&
+         read_bool(o, "jsThreadIo", c.caller_driven) &&
          read_number(o, "acceptBacklog", c.accept_backlog, 1, 65535.0) &&
          read_number(o, "listenBacklog", c.listen_backlog, 1, 1000000.0) &&
          read_number(o, "maxConnections", c.max_connections, 1, 4000000.0) &&
@@ -176,6 +180,7 @@ inline Napi::Object options_object(Napi::Env env, const EngineConfig& c, const A
   r.Set("port", double(c.port));
   r.Set("backend", backend_name(c.backend));
   r.Set("workers", double(c.workers));
+  r.Set("jsThreadIo", c.caller_driven);
   r.Set("acceptBacklog", double(c.accept_backlog));
   r.Set("listenBacklog", double(c.listen_backlog));
   r.Set("maxConnections", double(c.max_connections));
@@ -212,6 +217,7 @@ inline void write_stats(Napi::Env env, Napi::Object r, const EngineStats& s) {
   r.Set("bytesOut", double(s.bytes_out));
   r.Set("framesIn", double(s.frames_in));
   r.Set("framesOut", double(s.frames_out));
+  r.Set("sendsPosted", double(s.sends_posted));
   r.Set("acceptErrors", double(s.accept_errors));
   r.Set("framesDropped", double(s.frames_dropped));
   r.Set("drainTimeouts", double(s.drain_timeouts));

@@ -135,6 +135,9 @@ class EpollPort final : public Port {
     signal_locked();
   }
 
+  // Caller-driven: the epoll set itself is pollable, and level-triggered while work waits.
+  int notify_fd() const override { return ep_; }
+
  private:
   static bool fail(std::string* why, const char* what) {
     if (why) *why = std::string(what) + ": " + strerror(errno);

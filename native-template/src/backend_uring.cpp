@@ -46,6 +46,7 @@ struct Ring {
   io_uring ring;
   bool inited = false;
   int efd = -1;
+  int cq_efd = -1;          // caller-driven: registered, so every CQE makes it readable
   uint64_t efd_buf = 0;     // owner only
   bool efd_armed = false;   // owner only
   IoQueue synth;            // owner only: completions made without a CQE
@@ -78,6 +79,7 @@ class UringPort final : public Port {
       for (int k = 0; k < rings_[i].stash_n; ++k) ::close(rings_[i].stash[k]);
       if (rings_[i].inited) io_uring_queue_exit(&rings_[i].ring);
       if (rings_[i].efd >= 0) ::close(rings_[i].efd);
+      if (rings_[i].cq_efd >= 0) ::close(rings_[i].cq_efd);
       free(rings_[i].br);  // after queue_exit: the kernel no longer uses them
       rings_[i].buf_slab.reset();
     }
@@ -94,7 +96,8 @@ class UringPort final : public Port {
   }
 
   bool create_rings(const EngineConfig& cfg, std::string* why) {
-    n_ = cfg.workers < 1 ? 1 : cfg.workers;
+    caller_ = cfg.caller_driven;
+    n_ = cfg.workers < 1 || caller_ ? 1 : cfg.workers;
     rings_.reset(new Ring[n_]);
     // IOCPGEN_URING_MULTISHOT=0 forces single-shot accepts (tests both paths).
     const char* ms = getenv("IOCPGEN_URING_MULTISHOT");
@@ -104,6 +107,9 @@ class UringPort final : public Port {
       io_uring_params p{};
       p.flags = IORING_SETUP_CQSIZE;
       p.cq_entries = 16384;
+      // No COOP_TASKRUN for the caller-driven ring: its completions must wake the driver
+      // sleeping in libuv's epoll_wait, and a cooperative ring's would wait for its next
+      // system call, which may be a timer away.
       int rc = io_uring_queue_init_params(1024, &rings_[i].ring, &p);
       if (rc < 0) {
         if (why) *why = std::string("io_uring_queue_init: ") + strerror(-rc);
@@ -120,6 +126,13 @@ class UringPort final : public Port {
       if (rings_[i].efd < 0) {
         if (why) *why = std::string("eventfd: ") + strerror(errno);
         return false;
+      }
+      if (caller_) {
+        rings_[i].cq_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (rings_[i].cq_efd < 0 || io_uring_register_eventfd(&rings_[i].ring, rings_[i].cq_efd) != 0) {
+          if (why) *why = std::string("io_uring_register_eventfd: ") + strerror(errno);
+          return false;
+        }
       }
     }
     // IOCPGEN_URING_PROVIDED=0 forces single-shot recv into the context's buffer.
@@ -307,9 +320,27 @@ class UringPort final : public Port {
     for (int r = 0; r < n_; ++r) kick(rings_[r]);
   }
 
+  int notify_fd() const override { return caller_ ? rings_[0].cq_efd : -1; }
+  void ack_notify() override {
+    uint64_t v;
+    ssize_t r = ::read(rings_[0].cq_efd, &v, sizeof v);
+    (void)r;
+  }
+  void renotify() override {
+    uint64_t one = 1;
+    ssize_t w = ::write(rings_[0].cq_efd, &one, sizeof one);
+    (void)w;
+  }
+  void submit() override {
+    if (caller_ && current_worker() == 0) io_uring_submit(&rings_[0].ring);
+  }
+
   size_t dequeue(int worker, Completion* out, size_t max, int timeout_ms) override {
     t_worker_ = worker;
     t_port_ = this;
+    // One ring per port, driven by whichever single thread calls dequeue (not a
+    // thread-local: a process may drive several ports from one thread).
+    if (caller_) driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     const int r = worker % n_;
     Ring& ring = rings_[r];
     if (!ring.efd_armed) arm_efd(ring);
@@ -323,6 +354,8 @@ class UringPort final : public Port {
     io_uring_cqe* cqe = nullptr;
     if (timeout_ms < 0) {
       io_uring_submit_and_wait(&ring.ring, 1);
+    } else if (timeout_ms == 0) {
+      io_uring_submit(&ring.ring);  // the peek below runs pending task work if flagged
     } else {
       io_uring_submit(&ring.ring);
       __kernel_timespec ts;
@@ -385,7 +418,10 @@ class UringPort final : public Port {
   }
 
  private:
-  int current_worker() const { return t_port_ == this ? t_worker_ : -1; }
+  int current_worker() const {
+    if (caller_) return driver_.load(std::memory_order_relaxed) == std::this_thread::get_id() ? 0 : -1;
+    return t_port_ == this ? t_worker_ : -1;
+  }
 
   static void kick(Ring& ring) {
     uint64_t one = 1;
@@ -647,6 +683,8 @@ class UringPort final : public Port {
   std::unique_ptr<Ring[]> rings_;
   int listen_fd_ = -1;  // set before workers start, closed in the destructor
   bool provided_ = false;   // set in open(), read-only afterwards
+  bool caller_ = false;     // set in open(): one ring, driven by the thread that dequeues
+  std::atomic<std::thread::id> driver_{};
   uint32_t buf_size_ = 0;   // bytes per provided buffer
   std::atomic<bool> accepts_cancelled_{false};
   std::atomic<uint32_t> next_ring_{0};

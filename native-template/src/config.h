@@ -19,6 +19,9 @@ struct MessageSpec {
 
 struct EngineConfig {
   int workers = 2;
+  // No worker threads: the thread that calls Engine::poll() runs every completion, woken by
+  // Engine::notify_fd() (io_uring and epoll; IOCP needs its workers). `workers` is ignored.
+  bool caller_driven = false;
   int accept_backlog = 16;        // accepts kept posted at all times
   int listen_backlog = 1024;
   uint32_t max_connections = 1024;

@@ -124,7 +124,7 @@ class Engine::Batch final : public FrameHandler {
 
 Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
     : cfg_(cfg), sink_(sink), admission_(admission_config(cfg)) {
-  if (cfg_.workers < 1) cfg_.workers = 1;
+  if (cfg_.workers < 1 || cfg_.caller_driven) cfg_.workers = 1;
   if (cfg_.recv_depth < 1) cfg_.recv_depth = 1;
   if (cfg_.send_depth < 1) cfg_.send_depth = 1;
   if (cfg_.buffer_size < IoContext::kAddrRoom) cfg_.buffer_size = IoContext::kAddrRoom;
@@ -162,6 +162,11 @@ bool Engine::start(std::string* why) {
     if (why) *why = chosen;
     return false;
   }
+  if (cfg_.caller_driven && port_->notify_fd() < 0) {
+    if (why) *why = std::string("the ") + port_->name() + " backend cannot be driven by its caller";
+    port_.reset();
+    return false;
+  }
   if (!port_->listen(cfg_.host, cfg_.port, cfg_.listen_backlog, &bound_port_, why)) {
     port_.reset();
     return false;
@@ -169,7 +174,8 @@ bool Engine::start(std::string* why) {
   started_ = true;
   recv_provided_.store(port_->provides_recv_buffers());
   accepting_.store(true);
-  for (int i = 0; i < cfg_.workers; ++i) workers_.emplace_back([this, i] { worker_main(i); });
+  if (!cfg_.caller_driven)
+    for (int i = 0; i < cfg_.workers; ++i) workers_.emplace_back([this, i] { worker_main(i); });
   keeper_ = std::thread([this] { keeper_main(); });
   for (int i = 0; i < cfg_.accept_backlog; ++i) {
     IoContext* io = acquire_io();
@@ -181,25 +187,30 @@ bool Engine::start(std::string* why) {
       release_io(io);
     }
   }
+  // The accepts wait for the driver's first poll(): call it now.
+  if (cfg_.caller_driven) port_->renotify();
   return true;
 }
 
 void Engine::stop() {
-  LockGuard g(life_mu_);
-  if (!started_ || stopped_) return;
-  stopped_ = true;
-  // 1. No new connections; posted accepts complete as cancelled.
-  accepting_.store(false);
-  port_->cancel_accepts();
-  // 2. Refuse the queued logins, then close every client gracefully: what was sent is
-  //    delivered, and the keeper resets whoever has not finished after drain_timeout_ms.
-  //    A connection set up concurrently sees accepting_ == false and closes itself.
-  refuse_queued();
-  for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
-    Handle h = sockets_->current(i);
-    if (h.valid()) close(h, CloseReason::server_shutdown);
+  {
+    LockGuard g(life_mu_);
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    // 1. No new connections; posted accepts complete as cancelled.
+    accepting_.store(false);
+    port_->cancel_accepts();
+    // 2. Refuse the queued logins, then close every client gracefully: what was sent is
+    //    delivered, and the keeper resets whoever has not finished after drain_timeout_ms.
+    //    A connection set up concurrently sees accepting_ == false and closes itself.
+    refuse_queued();
+    for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
+      Handle h = sockets_->current(i);
+      if (h.valid()) close(h, CloseReason::server_shutdown);
+    }
   }
-  // 3. Wait until every posted op has completed and every slot is back.
+  // 3. Wait until every posted op has completed and every slot is back; a caller-driven
+  //    engine runs those completions here (no lock held: they call the sink).
   //    Never give up: freeing with ops in flight would be a use-after-free.
   auto t0 = std::chrono::steady_clock::now();
   int warned = 0;
@@ -211,9 +222,11 @@ void Engine::stop() {
               sockets_->in_use(), accepts_outstanding_.load(), (long long)waited.count());
       dump(stderr);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (cfg_.caller_driven) drive(64, 1);
+    else std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   // 4. Stop the keeper, then wake each worker; they see quit_ and return.
+  LockGuard g(life_mu_);
   {
     LockGuard k(keeper_mu_);
     keeper_quit_ = true;
@@ -233,6 +246,33 @@ void Engine::worker_main(int worker) {
     size_t n = port_->dequeue(worker, batch, 64, -1);
     for (size_t i = 0; i < n; ++i) dispatch(batch[i]);
   }
+}
+
+size_t Engine::drive(size_t max, int timeout_ms) {
+  Completion batch[64];
+  const size_t n = port_->dequeue(0, batch, max < 64 ? max : 64, timeout_ms);
+  for (size_t i = 0; i < n; ++i) dispatch(batch[i]);
+  return n;
+}
+
+size_t Engine::poll(size_t max) {
+  assert(cfg_.caller_driven && port_);
+  port_->ack_notify();
+  size_t done = 0;
+  while (done < max) {
+    const size_t n = drive(max - done, 0);
+    if (n == 0) return done;
+    done += n;
+  }
+  // Stopped with work perhaps left: keep the fd readable so the caller comes back.
+  port_->renotify();
+  return done;
+}
+
+int Engine::notify_fd() const { return port_ ? port_->notify_fd() : -1; }
+
+void Engine::submit() {
+  if (port_) port_->submit();
 }
 
 void Engine::dispatch(const Completion& c) {
@@ -405,7 +445,9 @@ bool Engine::post_locked(SocketContext* sc, IoContext* io) {
   io->owner = sc->self;
   sc->outstanding.fetch_add(1);
   sc->link_op(io);
-  bool ok = io->kind == OpKind::recv ? port_->post_recv(sc, io) : port_->post_send(sc, io);
+  const bool send = io->kind == OpKind::send;
+  bool ok = send ? port_->post_send(sc, io) : port_->post_recv(sc, io);
+  if (ok && send) sends_posted_.fetch_add(1, std::memory_order_relaxed);
   if (!ok) {
     sc->unlink_op(io);
     sc->outstanding.fetch_sub(1);  // cannot reach zero: the open reference is held
@@ -904,6 +946,7 @@ EngineStats Engine::stats() {
   s.bytes_out = bytes_out_.load();
   s.frames_in = frames_in_.load();
   s.frames_out = frames_out_.load();
+  s.sends_posted = sends_posted_.load();
   s.accept_errors = accept_errors_.load();
   s.recv_buffers_provided = recv_provided_.load();
   s.frames_dropped = frames_dropped_.load();

@@ -57,6 +57,7 @@ struct EngineStats {
   PoolStats io_pool;
   uint64_t bytes_in = 0, bytes_out = 0;
   uint64_t frames_in = 0, frames_out = 0;
+  uint64_t sends_posted = 0;  // socket sends (SQE, WSASend, send): with frames_out, the corking
   uint64_t accept_errors = 0;
   bool recv_buffers_provided = false;  // io_uring provided-buffer receives in use
   uint64_t frames_dropped = 0;         // drop_when_slow: sends dropped on a full queue
@@ -113,6 +114,15 @@ class Engine {
   // is reset after drain_timeout_ms. Other reasons close at once (bad frames reset).
   bool close(Handle conn, CloseReason reason = CloseReason::local_close);
 
+  // Caller-driven engines (cfg.caller_driven) only. poll() runs up to `max` completions on
+  // the calling thread, which must always be the same one, and returns how many ran; it
+  // never blocks. notify_fd() is readable when poll() has work. submit() hands the kernel
+  // the sends and receives posted on that thread since the last poll() (io_uring batches
+  // them until then).
+  size_t poll(size_t max);
+  int notify_fd() const;
+  void submit();
+
   EngineStats stats();
   // Diagnostics: one line per open connection with its posted ops.
   void dump(FILE* out);
@@ -125,6 +135,8 @@ class Engine {
   class Batch;
 
   void worker_main(int worker);
+  // Runs one dequeue's worth of completions on this thread; timeout as Port::dequeue.
+  size_t drive(size_t max, int timeout_ms);
   void dispatch(const Completion& c);
   void on_accept(IoContext* io, int64_t res);
   void on_recv(IoContext* io, int64_t res);
@@ -196,6 +208,7 @@ class Engine {
 
   std::atomic<uint64_t> conn_current_{0}, conn_total_{0};
   std::atomic<uint64_t> bytes_in_{0}, bytes_out_{0}, frames_in_{0}, frames_out_{0};
+  std::atomic<uint64_t> sends_posted_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> closes_[static_cast<size_t>(CloseReason::count_)] = {};
   std::atomic<uint64_t> frames_dropped_{0}, drain_timeouts_{0};

@@ -109,6 +109,15 @@ class Port {
   virtual size_t dequeue(int worker, Completion* out, size_t max, int timeout_ms) = 0;
   // Makes dequeue(worker) return promptly (IOCP: PostQueuedCompletionStatus).
   virtual void wake(int worker) = 0;
+
+  // Caller-driven engines (cfg.caller_driven, one worker: 0). notify_fd() becomes readable
+  // when dequeue(0, ..., 0) has work; -1: not supported. The driver calls ack_notify()
+  // before it drains, and renotify() when it stops with work left, so the fd stays a
+  // faithful signal. submit() hands the kernel what posts on the driver's thread prepared.
+  virtual int notify_fd() const { return -1; }
+  virtual void ack_notify() {}
+  virtual void renotify() {}
+  virtual void submit() {}
 };
 
 // Picks the backend: cfg.backend, then env IOCPGEN_BACKEND=epoll|uring|iocp,

@@ -25,6 +25,9 @@
 #include <windows.h>
 #else
 #include <dirent.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #endif
 
 using namespace iocpgen;
@@ -88,12 +91,24 @@ EngineConfig base_config() {
   return c;
 }
 
+// IOCPGEN_TEST_DRIVER=caller: every engine is caller-driven, as the addon runs it on
+// Linux, with one driver thread standing in for the JavaScript thread.
+bool caller_driven() {
+#ifdef _WIN32
+  return false;
+#else
+  const char* d = getenv("IOCPGEN_TEST_DRIVER");
+  return d && !strcmp(d, "caller");
+#endif
+}
+
 // Engine + sink, stopped and checked for leaks on destruction.
 struct Server {
   EchoSink sink;
   std::unique_ptr<Engine> engine;
   uint16_t port = 0;
-  explicit Server(const EngineConfig& cfg) {
+  explicit Server(EngineConfig cfg) {
+    cfg.caller_driven = caller_driven();
     engine.reset(new Engine(cfg, &sink));
     sink.engine = engine.get();
     std::string why;
@@ -103,8 +118,45 @@ struct Server {
       return;
     }
     port = engine->port();
+#ifndef _WIN32
+    if (cfg.caller_driven) driver = std::thread([this] { drive(); });
+#endif
   }
+  ~Server() { stop(); }
   bool ok() const { return engine != nullptr; }
+  // Graceful stop; a caller-driven engine is stopped by its own driver thread, which runs
+  // the completions of the shutdown.
+  void stop() {
+    if (!engine) return;
+#ifndef _WIN32
+    if (driver.joinable()) {
+      stop_wanted.store(true);
+      uint64_t one = 1;
+      ssize_t w = ::write(wake_fd, &one, sizeof one);
+      (void)w;
+      driver.join();
+      return;
+    }
+#endif
+    engine->stop();
+  }
+
+#ifndef _WIN32
+  std::thread driver;
+  std::atomic<bool> stop_wanted{false};
+  int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+  void drive() {
+    pollfd fds[2] = {{engine->notify_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    while (!stop_wanted.load()) {
+      ::poll(fds, 2, 100);
+      engine->poll(256);
+      engine->submit();
+    }
+    engine->stop();
+    ::close(wake_fd);
+  }
+#endif
   // All connections gone and only the posted accepts hold I/O contexts.
   bool idle(int accept_backlog) {
     EngineStats s = engine->stats();
@@ -673,7 +725,7 @@ void test_shutdown_live(EngineConfig cfg) {
   // Some traffic in flight during the stop.
   for (int i = 0; i < n; i += 10) cs[size_t(i)].send_all(frame(kEcho, "bye"));
   auto t0 = std::chrono::steady_clock::now();
-  s.engine->stop();
+  s.stop();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fprintf(stderr, "  stop with %d live connections took %.3f s\n", n, secs);
   CHECK(secs < 10.0);
@@ -835,7 +887,7 @@ void test_shutdown_delivers(const EngineConfig& cfg) {
       eof[size_t(i)] = cs[size_t(i)].read_to_eof(&got[size_t(i)]);
       cs[size_t(i)].close();  // our FIN ends the drain
     });
-  s.engine->stop();
+  s.stop();
   for (auto& t : readers) t.join();
   for (int i = 0; i < n; ++i) {
     if (!eof[size_t(i)] || got[size_t(i)] != uint64_t(each) * kBig)
@@ -1114,9 +1166,9 @@ int main() {
   const char* be = getenv("IOCPGEN_BACKEND");
   const char* ms = getenv("IOCPGEN_URING_MULTISHOT");
   const char* pv = getenv("IOCPGEN_URING_PROVIDED");
-  fprintf(stderr, "core_test: backend=%s%s%s scale=%d%%\n", be ? be : "auto",
+  fprintf(stderr, "core_test: backend=%s%s%s%s scale=%d%%\n", be ? be : "auto",
           ms && ms[0] == '0' ? " (single-shot accept)" : "",
-          pv && pv[0] == '0' ? " (no provided buffers)" : "", g_scale);
+          pv && pv[0] == '0' ? " (no provided buffers)" : "", caller_driven() ? " (caller-driven)" : "", g_scale);
   EngineConfig cfg = base_config();
   const std::vector<testing::Test> tests = {
       {"pool_unit", test_pool_unit},

@@ -18,9 +18,9 @@ export interface NativeStats extends EngineStats {
 }
 
 export interface NativeServer {
-  start(): {port: number; backend: string}
+  /** ioThreads: I/O worker threads, 0 when the JS thread drives I/O. */
+  start(): {port: number; backend: string; ioThreads: number}
   send(batch: Buffer): number
-  broadcast(handles: Buffer, frame: Buffer): number
   close(index: number, gen: number, reason?: number): boolean
   stats(): NativeStats
   /** The settings in effect, defaults included. */

@@ -2,10 +2,13 @@
 // How the runtime and the native addon read each other: record layouts, options, stats.
 
 /** The declaration's hash; the addon reports its own, and they must match. */
-export const BRIDGE_HASH = '5365290661efbca5'
+export const BRIDGE_HASH = 'a2830e8a442172ca'
 
 /** Kinds of event record. */
 export const EventKind = {open: 1, frame: 2, close: 3} as const
+
+/** A send record's index that marks a broadcast (no slot has it). */
+export const BROADCAST_MARK = 4294967295
 
 // Native to JS: one event of a batch, followed by len bytes (the frame's payload, or the peer's address for open).
 export const EVENT_SIZE = 16
@@ -16,7 +19,7 @@ export const EVENT_INDEX = 4  // u32: the connection's slot
 export const EVENT_GEN = 8  // u32: the slot's generation
 export const EVENT_LEN = 12  // u32: bytes that follow the record
 
-// JS to native: one frame to send, followed by len bytes (the whole frame, header included).
+// JS to native: one frame to send, followed by len bytes (the whole frame, header included). With index = broadcastMark it is a broadcast: gen is the member count, and count handle records come before the frame.
 export const SEND_SIZE = 12
 export const SEND_INDEX = 0  // u32
 export const SEND_GEN = 4  // u32
@@ -37,6 +40,8 @@ export interface NativeOptions {
   backend?: 'auto' | 'iocp' | 'uring' | 'epoll'
   /** I/O worker threads; 0: one per core. */
   workers?: number
+  /** Linux: the JavaScript thread drives I/O itself (io_uring or epoll), with no I/O worker threads and nothing crossing threads per message; workers is then unused. Windows always uses worker threads. */
+  jsThreadIo?: boolean
   /** Accepts kept posted at all times. */
   acceptBacklog?: number
   /** The listen socket's kernel backlog. */
@@ -86,7 +91,7 @@ export interface NativeOptions {
 }
 
 /** Every key of NativeOptions, in the order the addon reads them. */
-export const NATIVE_OPTIONS = ['host', 'port', 'backend', 'workers', 'acceptBacklog', 'listenBacklog', 'maxConnections', 'ioContexts', 'bufferSize', 'recvDepth', 'sendDepth', 'maxFrame', 'sendQueueLimit', 'recvBuffers', 'zeroByteRecv', 'socketReuse', 'dropWhenSlow', 'perIpMaxConnections', 'perIpConnectsPerSecond', 'perIpBanMs', 'loginQueue', 'queueNoticeType', 'idleTimeoutMs', 'drainTimeoutMs', 'frameTimeoutMs', 'messages', 'eventQueueLimit'] as const satisfies readonly (keyof NativeOptions)[]
+export const NATIVE_OPTIONS = ['host', 'port', 'backend', 'workers', 'jsThreadIo', 'acceptBacklog', 'listenBacklog', 'maxConnections', 'ioContexts', 'bufferSize', 'recvDepth', 'sendDepth', 'maxFrame', 'sendQueueLimit', 'recvBuffers', 'zeroByteRecv', 'socketReuse', 'dropWhenSlow', 'perIpMaxConnections', 'perIpConnectsPerSecond', 'perIpBanMs', 'loginQueue', 'queueNoticeType', 'idleTimeoutMs', 'drainTimeoutMs', 'frameTimeoutMs', 'messages', 'eventQueueLimit'] as const satisfies readonly (keyof NativeOptions)[]
 
 export interface PoolStats {
   capacity: number
@@ -104,6 +109,8 @@ export interface EngineStats {
   bytesOut: number
   framesIn: number
   framesOut: number
+  /** Socket sends posted: a tick's frames for one client, broadcasts included, leave in one send when they fit its buffer. */
+  sendsPosted: number
   acceptErrors: number
   /** slowClient: drop: messages dropped because a client's send queue was full. */
   framesDropped: number

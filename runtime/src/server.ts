@@ -3,7 +3,7 @@
 import {EventEmitter} from 'node:events'
 
 import {type Addon, loadAddon, type NativeServer, type NativeStats} from './addon.js'
-import {EVENT_GEN, EVENT_INDEX, EVENT_KIND, EVENT_LEN, EVENT_REASON, EVENT_SIZE, EVENT_TYPE, EventKind, HANDLE_GEN, HANDLE_INDEX, HANDLE_SIZE, type NativeOptions, SEND_GEN, SEND_INDEX, SEND_LEN, SEND_SIZE} from './bridge.js'
+import {EVENT_GEN, EVENT_INDEX, EVENT_KIND, EVENT_LEN, EVENT_REASON, EVENT_SIZE, EVENT_TYPE, EventKind, BROADCAST_MARK, HANDLE_GEN, HANDLE_INDEX, HANDLE_SIZE, type NativeOptions, SEND_GEN, SEND_INDEX, SEND_LEN, SEND_SIZE} from './bridge.js'
 import {type Codec, type MessageOf, type Protocol, type ProtocolTypes, RUNTIME_API} from './protocol.js'
 import {type Connection, Session, type SessionHost, SLOT_BITS} from './session.js'
 import {DecodeError, Reader, Writer} from './wire.js'
@@ -21,6 +21,7 @@ export interface ServerOptions extends Omit<NativeOptions, 'messages'> {
 export const ENV_OPTIONS = {
   IOCPGEN_PORT: 'port',
   IOCPGEN_WORKERS: 'workers',
+  IOCPGEN_JS_THREAD_IO: 'jsThreadIo',
   IOCPGEN_MAX_CONNECTIONS: 'maxConnections',
   IOCPGEN_LOGIN_QUEUE: 'loginQueue',
   IOCPGEN_IDLE_TIMEOUT_MS: 'idleTimeoutMs',
@@ -31,12 +32,19 @@ export const ENV_OPTIONS = {
   IOCPGEN_PER_IP_BAN_MS: 'perIpBanMs',
 } as const satisfies Record<string, keyof ServerOptions>
 
-/** The options ENV_OPTIONS sets in env; a value that is not a whole number is an error. */
+const BOOLEAN_OPTIONS: ReadonlySet<string> = new Set(['jsThreadIo'])
+
+/** The options ENV_OPTIONS sets in env: whole numbers, or 0/1 for the switches; anything else is an error. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ServerOptions {
-  const out: Record<string, number> = {}
+  const out: Record<string, number | boolean> = {}
   for (const [name, key] of Object.entries(ENV_OPTIONS)) {
     const text = env[name]
     if (text === undefined || text === '') continue
+    if (BOOLEAN_OPTIONS.has(key)) {
+      if (text !== '0' && text !== '1') throw new Error(`${name}=${text}: expected 0 or 1`)
+      out[key] = text === '1'
+      continue
+    }
     const n = Number(text)
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${text}: expected a whole number`)
     out[key] = n
@@ -93,7 +101,9 @@ function describe(thrown: unknown): string {
 type RuntimeClose = 'bad_payload' | 'handler_error'
 
 // sendFrame writes send records field by field, in this order.
-if (SEND_INDEX !== 0 || SEND_GEN !== 4 || SEND_LEN !== 8 || SEND_SIZE !== 12) throw new Error('@iocpgen/runtime: send records do not match bridge.json')
+if (SEND_INDEX !== 0 || SEND_GEN !== 4 || SEND_LEN !== 8 || SEND_SIZE !== 12 || HANDLE_INDEX !== 0 || HANDLE_GEN !== 4 || HANDLE_SIZE !== 8) {
+  throw new Error('@iocpgen/runtime: send records do not match bridge.json')
+}
 
 const OPEN = EventKind.open
 const FRAME = EventKind.frame
@@ -117,7 +127,6 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
   private readonly maxFrame: number
   private readonly initialState: () => S
   private readonly out = new Writer(64 * 1024)
-  private readonly frame = new Writer(1024)
   private readonly reader = new Reader(Buffer.alloc(0))
   private readonly inbound: (Inbound | undefined)[] = []
   private flushQueued = false
@@ -152,7 +161,8 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
   nativeOptions(): NativeOptions {
     const spec = this.definition.protocol.settings
     const {addon: _, ...overrides} = {...optionsFromEnv(), ...this.options}
-    const native: NativeOptions = {...spec, ...overrides, messages: Object.values(this.codecs).map((c) => [c.id, c.minSize, c.maxSize] as const)}
+    // The JS thread drives its own I/O wherever the core can (not IOCP: see bridge.json).
+    const native: NativeOptions = {jsThreadIo: process.platform !== 'win32', ...spec, ...overrides, messages: Object.values(this.codecs).map((c) => [c.id, c.minSize, c.maxSize] as const)}
     // More connections than the spec sized the I/O pool for: derive the pool again.
     if ((overrides.maxConnections ?? 0) > (spec.maxConnections ?? 0) && overrides.ioContexts === undefined) native.ioContexts = 0
     return native
@@ -225,27 +235,46 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
   }
 
   /**
-   * Sends one message to every member of a group: encoded once, fanned out natively.
-   * Returns how many members it was queued for.
+   * Sends one message to every member of a group: encoded once, fanned out natively with
+   * this tick's other sends, so a burst of broadcasts costs each member one socket send.
+   * Returns how many members it was addressed to; members the core then refuses (gone, or
+   * a full queue) are counted in stats().sendsRefused.
    */
   broadcast<K extends T['outbound']>(group: string, type: K, message: MessageOf<T, K>, except?: Session<T, S>): number {
     const members = this.groupMembers.get(group)
     if (!members || !this.native) return 0
-    const handles = Buffer.allocUnsafe(members.size * HANDLE_SIZE)
+    const w = this.out
+    const start = w.length
+    // A broadcast record (bridge.json): the mark, the member count and the frame's length,
+    // both patched below, then a handle per member, then the frame.
+    w.u32(BROADCAST_MARK)
+    w.u32(0)
+    w.u32(0)
     let n = 0
     for (const s of members) {
       if (s === except || !s.open) continue
-      handles.writeUInt32LE(s.index, n * HANDLE_SIZE + HANDLE_INDEX)
-      handles.writeUInt32LE(s.gen, n * HANDLE_SIZE + HANDLE_GEN)
+      w.u32(s.index)
+      w.u32(s.gen)
       n++
     }
-    if (n === 0) return 0
-    // Keep this tick's earlier sends ahead of the broadcast.
-    this.flush()
-    const frame = this.encode(type, message)
-    const sent = this.native.broadcast(handles.subarray(0, n * HANDLE_SIZE), frame)
-    this.counters.sendsRefused += n - sent
-    return sent
+    if (n === 0) {
+      w.rewind(start)
+      return 0
+    }
+    const frameStart = w.length
+    try {
+      const codec = this.codec(type)
+      const f = w.beginFrame(codec.id)
+      codec.encode(w, message)
+      w.endFrame(f, this.maxFrame)
+    } catch (error) {
+      w.rewind(start)
+      throw error
+    }
+    w.patchU32(start + SEND_GEN, n)
+    w.patchU32(start + SEND_LEN, w.length - frameStart)
+    this.flushSoon()
+    return n
   }
 
   // SessionHost: called by Session.send.
@@ -267,11 +296,16 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
       throw error
     }
     w.patchU32(frameStart - 4, w.length - frameStart)
+    this.flushSoon()
+    return true
+  }
+
+  /** Every send of this tick leaves in one native call, at the end of the tick. */
+  private flushSoon(): void {
     if (!this.flushQueued) {
       this.flushQueued = true
       queueMicrotask(() => this.flush())
     }
-    return true
   }
 
   closeSession(session: Connection, reason?: RuntimeClose): boolean {
@@ -288,16 +322,6 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     const codec = this.codecs[type]
     if (!codec) throw new TypeError(`unknown message type "${type}"`)
     return codec
-  }
-
-  private encode(type: string, message: unknown): Buffer {
-    const w = this.frame
-    w.reset()
-    const codec = this.codec(type)
-    const f = w.beginFrame(codec.id)
-    codec.encode(w, message)
-    w.endFrame(f, this.maxFrame)
-    return w.view()
   }
 
   /** Hands every send queued since the last flush to the core in one call. */

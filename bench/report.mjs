@@ -23,7 +23,7 @@ function table(r) {
   const open = r.kind === 'open'
   const peers = PEERS.filter((p) => r.servers[p])
   // Results written before the floor existed have no shares; their tables keep their columns.
-  const floor = r.toFloor ? ['of floor'] : []
+  const floor = r.toFloor ? ['of floor'] : open ? ['of offered'] : []
   const p999 = has999(r) ? ['p99.9 µs'] : []
   const cols = [unit(r), ...floor, 'p50 µs', 'p99 µs', ...p999, 'server CPU µs/msg', idle ? 'RSS B/conn idle' : 'RSS growth B/conn', ...(idle ? ['RSS B/conn after one msg'] : []), ...peers.map((p) => `vs ${p}`)]
   const out = [`| server | ${cols.join(' | ')} |`, `| --- | ${cols.map(() => '---:').join(' | ')} |`]
@@ -36,7 +36,8 @@ function table(r) {
       const mem = idle ? `, ${x(q.rssPerConn)} RSS` : ''
       return `${x(q.rate)} rate, ${x(q.cpuPerMsgUs)} CPU${mem}`
     })
-    const cells = [fmt(s.rate), ...(r.toFloor ? [pct(r.toFloor[name])] : []), fmt(s.p50_us), fmt(s.p99_us), ...(p999.length ? [fmt(s.p999_us)] : []), s.cpuPerMsgUs.toFixed(2), fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
+    const share = r.toFloor ? [pct(r.toFloor[name])] : open ? [pct(s.rate / r.offeredRate)] : []
+    const cells = [fmt(s.rate), ...share, fmt(s.p50_us), fmt(s.p99_us), ...(p999.length ? [fmt(s.p999_us)] : []), s.cpuPerMsgUs.toFixed(2), fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
     out.push(`| ${name} | ${cells.join(' | ')} |`)
   }
   return out
@@ -45,7 +46,10 @@ function table(r) {
 /** What ran, above each table: the load's command line and, for the open loop, its rate. */
 function about(r) {
   const out = []
-  if (r.kind === 'open') out.push(`Offered rate: ${fmt(r.offeredRate)} msgs/s, half of node net's median rate in "${r.rateFrom}" of this run. Latency is timed from each message's scheduled send time.`)
+  if (r.kind === 'open') {
+    out.push(`Offered rate: ${fmt(r.offeredRate)} msgs/s, half of node net's median rate in "${r.rateFrom}" of this run, one message per write. Latency is timed from each message's scheduled send time, so a server that falls behind is charged for its queue.`)
+    out.push('Of offered is the rate answered within the measured seconds over the offered rate: well under 100% means the server (or, if every server is under, the load generator on these shared cores) did not keep up and its latencies are queueing; over 100% means it was draining a queue built during the warm-up.')
+  }
   if (r.load) out.push(`Load: \`${r.load}\``)
   return out.flatMap((l) => [l, ''])
 }
@@ -57,13 +61,16 @@ const closedLoop = (size, conns, depth) => (r) => r.kind === 'closed' && r.mode 
 function targets(results) {
   const out = ['## Targets', '', 'iocpgen in its default configuration; ratios are iocpgen / peer in the same run (the median of the rounds\' ratios).', '', '| target | workload | measured | verdict |', '| --- | --- | ---: | --- |']
   const row = (target, w, value, met, by) => out.push(`| ${target} | ${w} | ${value} | ${met ? 'met' : `missed by ${by}`} |`)
-  // A near miss keeps enough digits that it never reads as the target itself.
+  // A near miss keeps enough digits that it never reads as the target itself, nor as 0%.
   const ratioRow = (target, w, a, goal, atMost = false) => {
     if (!Number.isFinite(a)) return
     const met = atMost ? a <= goal : a >= goal
-    const miss = ((atMost ? a / goal - 1 : 1 - a / goal) * 100)
-    const short = !met && (a.toFixed(2) === goal.toFixed(2) || miss < 0.5)
-    row(target, w, `${a.toFixed(short ? 3 : 2)}x`, met, `${miss.toFixed(short ? 1 : 0)}%`)
+    const miss = (atMost ? a / goal - 1 : 1 - a / goal) * 100
+    let d = 2
+    while (!met && d < 6 && a.toFixed(d) === goal.toFixed(d)) d++
+    let m = 0
+    while (!met && m < 4 && Number(miss.toFixed(m)) === 0) m++
+    row(target, w, `${a.toFixed(d)}x`, met, `${miss.toFixed(m)}%`)
   }
   const bytesRow = (target, w, v, goal) => {
     if (!Number.isFinite(v)) return

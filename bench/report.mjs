@@ -9,7 +9,7 @@ import {fileURLToPath} from 'node:url'
 // The floor echoes bytes without parsing frames: no framed server can beat it on this machine.
 export const FLOOR = 'C raw echo (floor)'
 export const PEERS = ['node net', 'node net (decoding)', 'C epoll', FLOOR]
-const fmt = (n) => Math.round(n).toLocaleString('en-US')
+const fmt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
 const x = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a')
 const pct = (v) => (Number.isFinite(v) ? `${Math.round(v * 100)}%` : 'n/a')
 
@@ -37,7 +37,7 @@ function table(r) {
       return `${x(q.rate)} rate, ${x(q.cpuPerMsgUs)} CPU${mem}`
     })
     const share = r.toFloor ? [pct(r.toFloor[name])] : open ? [pct(s.rate / r.offeredRate)] : []
-    const cells = [fmt(s.rate), ...share, fmt(s.p50_us), fmt(s.p99_us), ...(p999.length ? [fmt(s.p999_us)] : []), s.cpuPerMsgUs.toFixed(2), fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
+    const cells = [fmt(s.rate), ...share, fmt(s.p50_us), fmt(s.p99_us), ...(p999.length ? [fmt(s.p999_us)] : []), Number.isFinite(s.cpuPerMsgUs) ? s.cpuPerMsgUs.toFixed(2) : 'n/a', fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
     out.push(`| ${name} | ${cells.join(' | ')} |`)
   }
   return out

@@ -48,7 +48,10 @@ function about(r) {
   const out = []
   if (r.kind === 'open') {
     out.push(`Offered rate: ${fmt(r.offeredRate)} msgs/s, half of node net's median rate in "${r.rateFrom}" of this run, one message per write. Latency is timed from each message's scheduled send time, so a server that falls behind is charged for its queue.`)
-    out.push('Of offered is the rate answered within the measured seconds over the offered rate: well under 100% means the server (or, if every server is under, the load generator on these shared cores) did not keep up and its latencies are queueing; over 100% means it was draining a queue built during the warm-up.')
+    out.push('Of offered is the rate answered within the measured seconds over the offered rate: well under 100% means the server did not keep up and its latencies are queueing; over 100% means it was draining a queue built during the warm-up.')
+    // The floor does the least work per message: if it fell behind, the machine did.
+    const floor = r.servers[FLOOR]
+    if (floor && floor.rate < 0.95 * r.offeredRate) out.push(`**The floor answered only ${pct(floor.rate / r.offeredRate)} of the offered rate**: at this rate the load generator (one write per message) and the servers saturate these cores, so every latency here is mostly queueing, not the server's own.`)
   }
   if (r.load) out.push(`Load: \`${r.load}\``)
   return out.flatMap((l) => [l, ''])

@@ -139,6 +139,7 @@ export function writeReport(dir, meta, results) {
   writeFileSync(join(dir, 'results.svg'), chart(results))
 }
 
+const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 const COLORS = {'node net': '#c05621', 'node net (decoding)': '#ed8936', 'C epoll': '#4a5568', [FLOOR]: '#a0aec0'}
 
 /**
@@ -171,11 +172,11 @@ function chart(results) {
   ]
   let y0 = 50
   for (const {r, bars} of groups) {
-    out.push(`<text x="10" y="${y0 + 12}" font-weight="bold">${r.workload}${r.kind === 'open' ? ' (p99)' : ''}</text>`)
+    out.push(`<text x="10" y="${y0 + 12}" font-weight="bold">${esc(r.workload)}${r.kind === 'open' ? ' (p99)' : ''}</text>`)
     bars.forEach((b, i) => {
       const y = y0 + 20 + i * rowH
       const x1 = Math.max(labelW, Math.min(labelW + plotW, at(b.v)))
-      out.push(`<text x="${labelW - 8}" y="${y + 12}" text-anchor="end">${b.label}</text>`)
+      out.push(`<text x="${labelW - 8}" y="${y + 12}" text-anchor="end">${esc(b.label)}</text>`)
       out.push(`<rect x="${Math.min(mid, x1).toFixed(1)}" y="${y}" width="${Math.max(1, Math.abs(x1 - mid)).toFixed(1)}" height="${rowH - 4}" fill="${COLORS[b.peer] ?? '#718096'}"/>`)
       out.push(`<text x="${(Math.max(mid, x1) + 6).toFixed(1)}" y="${y + 12}">${b.v.toFixed(2)}x</text>`)
     })
@@ -183,7 +184,7 @@ function chart(results) {
   }
   out.push(`<line x1="${mid}" y1="46" x2="${mid}" y2="${y0 - 8}" stroke="#000000" stroke-width="1"/>`)
   out.push(`<text x="${mid}" y="${y0 + 4}" text-anchor="middle">1x</text>`)
-  out.push(`<text x="${labelW}" y="${y0 + 4}">${(2 ** -span).toFixed(span > 3 ? 3 : 2)}x</text>`)
+  out.push(`<text x="${labelW}" y="${y0 + 4}">1/${2 ** span}x</text>`)
   out.push(`<text x="${labelW + plotW}" y="${y0 + 4}" text-anchor="end">${2 ** span}x</text>`)
   out.push('</svg>')
   return out.join('\n') + '\n'

@@ -1,114 +1,198 @@
 // Writes bench/results.md (tables with ratios to each peer and each server's share of the
 // floor, the targets met or missed, and the hand-written analysis in bench/analysis.md) and
-// bench/results.svg (a bar chart of throughput) from one run's medians.
+// bench/results.svg (iocpgen's ratio to each peer, per main workload) from one run's medians.
+// `node bench/report.mjs` rewrites both from bench/results.json without running anything.
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 // The floor echoes bytes without parsing frames: no framed server can beat it on this machine.
 export const FLOOR = 'C raw echo (floor)'
 export const PEERS = ['node net', 'node net (decoding)', 'C epoll', FLOOR]
-const fmt = (n) => Math.round(n).toLocaleString('en-US')
+const fmt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
 const x = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a')
 const pct = (v) => (Number.isFinite(v) ? `${Math.round(v * 100)}%` : 'n/a')
 
-const unit = (r) => (r.kind === 'fanout' ? 'deliveries/s' : r.kind === 'idle' ? 'msgs/s (one each)' : r.workload.startsWith('accept') ? 'conns/s' : 'msgs/s')
+const isChurn = (r) => r.mode === 'churn' || r.workload.startsWith('accept')
+const unit = (r) => (r.kind === 'fanout' ? 'deliveries/s' : r.kind === 'idle' ? 'msgs/s (one each)' : r.kind === 'open' ? 'msgs/s answered' : isChurn(r) ? 'conns/s' : 'msgs/s')
+// Results written before p99.9 was kept have no such figure; their tables go without it.
+const has999 = (r) => Object.values(r.servers).every((s) => s.p999_us !== undefined)
 
 function table(r) {
   const idle = r.kind === 'idle'
+  const open = r.kind === 'open'
   const peers = PEERS.filter((p) => r.servers[p])
   // Results written before the floor existed have no shares; their tables keep their columns.
-  const floor = r.toFloor ? ['of floor'] : []
-  const cols = [unit(r), ...floor, 'p50 µs', 'p99 µs', 'server CPU µs/msg', idle ? 'RSS B/conn idle' : 'RSS growth B/conn', ...(idle ? ['RSS B/conn after one msg'] : []), ...peers.map((p) => `vs ${p}`)]
+  const floor = r.toFloor ? ['of floor'] : open ? ['of offered'] : []
+  const p999 = has999(r) ? ['p99.9 µs'] : []
+  const cols = [unit(r), ...floor, 'p50 µs', 'p99 µs', ...p999, 'server CPU µs/msg', idle ? 'RSS B/conn idle' : 'RSS growth B/conn', ...(idle ? ['RSS B/conn after one msg'] : []), ...peers.map((p) => `vs ${p}`)]
   const out = [`| server | ${cols.join(' | ')} |`, `| --- | ${cols.map(() => '---:').join(' | ')} |`]
   for (const [name, s] of Object.entries(r.servers)) {
     const vs = peers.map((p) => {
       if (PEERS.includes(name)) return ''
       const q = r.ratios[name][p]
+      // At a fixed rate the rates match: latency is what differs.
+      if (open) return `${x(q.p99_us)} p99${p999.length ? `, ${x(q.p999_us)} p99.9` : ''}, ${x(q.cpuPerMsgUs)} CPU`
       const mem = idle ? `, ${x(q.rssPerConn)} RSS` : ''
       return `${x(q.rate)} rate, ${x(q.cpuPerMsgUs)} CPU${mem}`
     })
-    const cells = [fmt(s.rate), ...(r.toFloor ? [pct(r.toFloor[name])] : []), fmt(s.p50_us), fmt(s.p99_us), s.cpuPerMsgUs.toFixed(2), fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
+    const share = r.toFloor ? [pct(r.toFloor[name])] : open ? [pct(s.rate / r.offeredRate)] : []
+    const cells = [fmt(s.rate), ...share, fmt(s.p50_us), fmt(s.p99_us), ...(p999.length ? [fmt(s.p999_us)] : []), Number.isFinite(s.cpuPerMsgUs) ? s.cpuPerMsgUs.toFixed(2) : 'n/a', fmt(s.rssPerConn), ...(idle ? [fmt(s.rssPerConnAfterOne)] : []), ...vs]
     out.push(`| ${name} | ${cells.join(' | ')} |`)
   }
   return out
 }
 
+/** What ran, above each table: the load's command line and, for the open loop, its rate. */
+function about(r) {
+  const out = []
+  if (r.kind === 'open') {
+    out.push(`Offered rate: ${fmt(r.offeredRate)} msgs/s, half of node net's median rate in "${r.rateFrom}" of this run, one message per write. Latency is timed from each message's scheduled send time, so a server that falls behind is charged for its queue.`)
+    out.push('Of offered is the rate answered within the measured seconds over the offered rate: well under 100% means the server did not keep up and its latencies are queueing; over 100% means it was draining a queue built during the warm-up.')
+    // The floor does the least work per message: if it fell behind, the machine did.
+    const floor = r.servers[FLOOR]
+    if (floor && floor.rate < 0.95 * r.offeredRate) out.push(`**The floor answered only ${pct(floor.rate / r.offeredRate)} of the offered rate**: at this rate the load generator (one write per message) and the servers saturate these cores, so every latency here is mostly queueing, not the server's own.`)
+  }
+  if (r.load) out.push(`Load: \`${r.load}\``)
+  return out.flatMap((l) => [l, ''])
+}
+
+// Workloads by what they measure, not by name, so renamed tables still find their targets.
+const closedLoop = (size, conns, depth) => (r) => r.kind === 'closed' && r.mode === 'closed' && r.size === size && r.conns === conns && r.depth === depth
+
 /** The issue's targets, checked against this run's medians (reported, never asserted). */
 function targets(results) {
-  const out = ['## Targets', '', '| target | workload | measured | verdict |', '| --- | --- | ---: | --- |']
+  const out = ['## Targets', '', 'iocpgen in its default configuration; ratios are iocpgen / peer in the same run (the median of the rounds\' ratios).', '', '| target | workload | measured | verdict |', '| --- | --- | ---: | --- |']
   const row = (target, w, value, met, by) => out.push(`| ${target} | ${w} | ${value} | ${met ? 'met' : `missed by ${by}`} |`)
-  // A near miss keeps enough digits that it never reads as the target itself.
-  const ratioRow = (target, w, a, goal) => {
-    const short = a < goal && (a.toFixed(2) === goal.toFixed(2) || (1 - a / goal) * 100 < 0.5)
-    row(target, w, `${a.toFixed(short ? 3 : 2)}x`, a >= goal, `${((1 - a / goal) * 100).toFixed(short ? 1 : 0)}%`)
+  // A near miss keeps enough digits that it never reads as the target itself, nor as 0%.
+  const ratioRow = (target, w, a, goal, atMost = false) => {
+    if (!Number.isFinite(a)) return
+    const met = atMost ? a <= goal : a >= goal
+    const miss = (atMost ? a / goal - 1 : 1 - a / goal) * 100
+    let d = 2
+    while (!met && d < 6 && a.toFixed(d) === goal.toFixed(d)) d++
+    let m = 0
+    while (!met && m < 4 && Number(miss.toFixed(m)) === 0) m++
+    row(target, w, `${a.toFixed(d)}x`, met, `${miss.toFixed(m)}%`)
   }
-  for (const r of results) {
-    const me = r.servers.iocpgen
-    if (!me) continue
-    const vs = r.ratios.iocpgen
-    if (r.kind === 'closed' && r.workload.startsWith('echo')) {
-      ratioRow('echo ≥ 1.5x Node net', r.workload, vs['node net'].rate, 1.5)
-      ratioRow('echo ≥ 1.0x C epoll', r.workload, vs['C epoll'].rate, 1)
-    } else if (r.kind === 'fanout') {
-      ratioRow('fan-out ≥ 3x Node net', r.workload, vs['node net'].rate, 3)
-    } else if (r.kind === 'idle') {
-      row('idle ≤ 256 B/conn', r.workload, `${fmt(me.rssPerConn)} B`, me.rssPerConn <= 256, `${fmt(me.rssPerConn - 256)} B`)
+  const bytesRow = (target, w, v, goal) => {
+    if (!Number.isFinite(v)) return
+    row(target, w, `${fmt(v)} B`, v <= goal, `${((v / goal - 1) * 100).toFixed(0)}%`)
+  }
+  const find = (test) => results.find((r) => test(r) && r.servers.iocpgen && r.ratios.iocpgen)
+  const rates = [
+    [closedLoop(64, 50, 8), 'echo 64 B × 50, 8 in flight', {'C epoll': 1.0, 'node net (decoding)': 2.0, 'node net': 1.5}],
+    [closedLoop(1024, 50, 8), 'echo 1 KiB × 50, 8 in flight', {'C epoll': 0.8, 'node net (decoding)': 1.5, 'node net': 1.0}],
+    [closedLoop(64, 50, 1), 'request/response 64 B × 50, 1 in flight', {'C epoll': 0.9, 'node net (decoding)': 1.3, 'node net': 1.1}],
+  ]
+  for (const [test, what, goals] of rates) {
+    const r = find(test)
+    if (!r) continue
+    for (const [peer, goal] of Object.entries(goals)) if (r.ratios.iocpgen[peer]) ratioRow(`${what}: ≥ ${goal.toFixed(1)}x ${peer}`, r.workload, r.ratios.iocpgen[peer].rate, goal)
+  }
+  const open = find((r) => r.kind === 'open')
+  if (open) {
+    for (const peer of ['node net', 'node net (decoding)']) {
+      if (open.ratios.iocpgen[peer]) ratioRow(`p99 at half of Node's max rate: ≤ 0.5x ${peer}'s p99`, open.workload, open.ratios.iocpgen[peer].p99_us, 0.5, true)
     }
   }
+  const fanout = find((r) => r.kind === 'fanout')
+  if (fanout?.ratios.iocpgen['node net']) ratioRow('fan-out: ≥ 3x Node', fanout.workload, fanout.ratios.iocpgen['node net'].rate, 3)
+  const idle = find((r) => r.kind === 'idle')
+  if (idle) {
+    bytesRow('idle: ≤ 256 B RSS per connection', idle.workload, idle.servers.iocpgen.rssPerConn, 256)
+    bytesRow('idle, after one message each: ≤ 1 KiB RSS per connection', idle.workload, idle.servers.iocpgen.rssPerConnAfterOne, 1024)
+  }
+  return out.length > 6 ? out : []
+}
+
+/** Says what the second and third iocpgen rows are, when the run had them. */
+function configs(results) {
+  const ran = new Set(results.flatMap((r) => Object.keys(r.servers)))
+  const out = []
+  if (ran.has('iocpgen (I/O threads)')) out.push('iocpgen (I/O threads) is the same generated server run with `IOCPGEN_JS_THREAD_IO=0`: the core\'s I/O worker threads drive the sockets instead of the JS thread.')
+  if (ran.has('iocpgen +10us')) out.push('iocpgen +10us is the same server spending 10 µs of busy work in each handler call.')
   return out
 }
 
 export function writeReport(dir, meta, results) {
+  const command = `RUNS=${meta.runs} SECONDS=${meta.seconds} IDLE_CONNS=${meta.idleConns} FANOUT_MEMBERS=${meta.fanoutMembers} npm run bench`
   const md = [
     '# Benchmark results',
     '',
-    `Run on ${meta.date}, Node ${meta.node}, ${meta.cores} cores (shared, loopback), median of ${meta.runs} runs of ${meta.seconds} s each; every server in the same run, interleaved round by round.`,
-    'Reproduce: `npm run bench` (env RUNS, SECONDS, IDLE_CONNS, FANOUT_MEMBERS override the defaults).',
-    'Load: `bench/build/loadgen` (closed loop with a pipeline depth; churn; idle) and `bench/build/fanout` (group fan-out); both check every reply.',
-    'Ratios are iocpgen / peer, the median of the ratios of each round (servers of a round run back to back): above 1 is faster for rates, below 1 is better for CPU and memory. Absolute figures are medians over the rounds.',
+    `Run on ${meta.date}, Node ${meta.node}, ${meta.cores} cores (shared, loopback); ${meta.runs} rounds of ${meta.seconds} s per server and workload, every server in the same run, interleaved round by round; figures are medians over the rounds.`,
+    `Reproduce: \`${command}\``,
+    'Load: `bench/build/loadgen` (closed loop with a number of messages in flight per connection; open loop at a fixed rate; churn; idle) and `bench/build/fanout` (group fan-out); both check every reply. Each table gives its exact command line (P is the server\'s port).',
+    'Ratios are iocpgen / peer, the median of the ratios of each round (servers of a round run back to back): above 1 is faster for rates, below 1 is better for latency, CPU and memory.',
     `Of floor is each server's rate over that of ${FLOOR}, a C epoll server that writes back the bytes it reads without parsing frames (the most any server can do here); the median of the rounds' shares.`,
+    ...configs(results),
     'Server CPU is user + system time of the server process over the run, divided by the messages (deliveries for fan-out, connections for churn).',
     `RSS per connection is the server's RSS growth over its RSS before the load, divided by the connections. Idle: ${fmt(meta.idleConns)} connections per server, spread over 127.0.0.x source addresses; the container's hard NOFILE limit (20,000) rules out the issue's 100,000.`,
     '',
   ]
-  for (const r of results) md.push(`## ${r.workload}`, '', ...table(r), '')
-  md.push(...targets(results), '')
+  for (const r of results) md.push(`## ${r.workload}`, '', ...about(r), ...table(r), '')
+  const t = targets(results)
+  if (t.length) md.push(...t, '')
   const analysis = join(dir, 'analysis.md')
   if (existsSync(analysis)) md.push(readFileSync(analysis, 'utf8').trim(), '')
   writeFileSync(join(dir, 'results.md'), md.join('\n'))
   writeFileSync(join(dir, 'results.svg'), chart(results))
 }
 
-const COLORS = {'iocpgen': '#2b6cb0', 'iocpgen +10us': '#63b3ed', 'node net': '#c05621', 'node net (decoding)': '#ed8936', 'C epoll': '#4a5568', [FLOOR]: '#a0aec0'}
+const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+const COLORS = {'node net': '#c05621', 'node net (decoding)': '#ed8936', 'C epoll': '#4a5568', [FLOOR]: '#a0aec0'}
 
-// One group of bars per workload, each scaled to that workload's fastest server: the
-// workloads' rates differ by orders of magnitude.
+/**
+ * iocpgen's standing against each peer, one group of bars per main workload (echo,
+ * request/response, latency at a fixed rate, fan-out). Every bar reads "right of 1x is
+ * iocpgen better": the rate ratio, or for the fixed rate the peer's p99 over iocpgen's. The
+ * scale is logarithmic so 0.5x and 2x sit the same distance from 1x.
+ */
 function chart(results) {
-  const names = [...new Set(results.flatMap((r) => Object.keys(r.servers)))]
-  const rowH = 18
-  const labelW = 140 // fits 'node net (decoding)'
-  const plotW = 480
-  const groups = results.map((r) => names.filter((n) => r.servers[n]))
-  const height = 50 + groups.reduce((h, g) => h + g.length * rowH + 28, 0)
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + plotW + 180}" height="${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
-    `<rect width="100%" height="100%" fill="#ffffff"/>`,
-    `<text x="10" y="20" font-size="14" font-weight="bold">Throughput per workload (median; bars scaled to each workload's fastest)</text>`,
-  ]
-  let y0 = 40
-  results.forEach((r, g) => {
-    const max = Math.max(...Object.values(r.servers).map((s) => s.rate))
-    out.push(`<text x="10" y="${y0 + 12}" font-weight="bold">${r.workload} (${unit(r)})</text>`)
-    groups[g].forEach((n, i) => {
-      const s = r.servers[n]
-      const y = y0 + 20 + i * rowH
-      const w = Math.max(1, (s.rate / max) * plotW)
-      out.push(`<text x="${labelW - 8}" y="${y + 12}" text-anchor="end">${n}</text>`)
-      out.push(`<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 4}" fill="${COLORS[n] ?? '#718096'}"/>`)
-      out.push(`<text x="${labelW + w + 6}" y="${y + 12}">${fmt(s.rate)}</text>`)
-    })
-    y0 += groups[g].length * rowH + 28
+  const main = results.filter((r) => (r.kind === 'closed' && !isChurn(r)) || r.kind === 'open' || r.kind === 'fanout')
+  const better = (r, q) => (r.kind === 'open' ? 1 / q.p99_us : q.rate)
+  const groups = main.map((r) => {
+    const mine = Object.keys(r.ratios).filter((n) => !n.includes('+')) // handler work is no comparison
+    const bars = mine.flatMap((n) => PEERS.filter((p) => r.ratios[n][p]).map((p) => ({label: `${n} vs ${p}`, peer: p, v: better(r, r.ratios[n][p])})))
+    return {r, bars: bars.filter((b) => Number.isFinite(b.v) && b.v > 0)}
   })
+  const all = groups.flatMap((g) => g.bars.map((b) => Math.abs(Math.log2(b.v))))
+  const span = Math.max(1, Math.ceil(Math.max(0, ...all))) // log2 units each side of 1x
+  const rowH = 18
+  const labelW = 300 // fits 'iocpgen (I/O threads) vs node net (decoding)'
+  const plotW = 440
+  const mid = labelW + plotW / 2
+  const at = (v) => mid + (Math.log2(v) / span) * (plotW / 2)
+  const height = 70 + groups.reduce((h, g) => h + g.bars.length * rowH + 28, 0)
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + plotW + 90}" height="${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">iocpgen against each peer, same run (median of the rounds' ratios; log scale)</text>`,
+    `<text x="10" y="38">Right of 1x: iocpgen better. Rate ratio; for the fixed rate, peer's p99 / iocpgen's p99.</text>`,
+  ]
+  let y0 = 50
+  for (const {r, bars} of groups) {
+    out.push(`<text x="10" y="${y0 + 12}" font-weight="bold">${esc(r.workload)}${r.kind === 'open' ? ' (p99)' : ''}</text>`)
+    bars.forEach((b, i) => {
+      const y = y0 + 20 + i * rowH
+      const x1 = Math.max(labelW, Math.min(labelW + plotW, at(b.v)))
+      out.push(`<text x="${labelW - 8}" y="${y + 12}" text-anchor="end">${esc(b.label)}</text>`)
+      out.push(`<rect x="${Math.min(mid, x1).toFixed(1)}" y="${y}" width="${Math.max(1, Math.abs(x1 - mid)).toFixed(1)}" height="${rowH - 4}" fill="${COLORS[b.peer] ?? '#718096'}"/>`)
+      out.push(`<text x="${(Math.max(mid, x1) + 6).toFixed(1)}" y="${y + 12}">${b.v.toFixed(2)}x</text>`)
+    })
+    y0 += bars.length * rowH + 28
+  }
+  out.push(`<line x1="${mid}" y1="46" x2="${mid}" y2="${y0 - 8}" stroke="#000000" stroke-width="1"/>`)
+  out.push(`<text x="${mid}" y="${y0 + 4}" text-anchor="middle">1x</text>`)
+  out.push(`<text x="${labelW}" y="${y0 + 4}">1/${2 ** span}x</text>`)
+  out.push(`<text x="${labelW + plotW}" y="${y0 + 4}" text-anchor="end">${2 ** span}x</text>`)
   out.push('</svg>')
   return out.join('\n') + '\n'
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const dir = fileURLToPath(new URL('.', import.meta.url))
+  const {meta, results} = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'))
+  writeReport(dir, meta, results)
+  console.log('bench: wrote bench/results.md and bench/results.svg from bench/results.json')
 }

@@ -1,8 +1,11 @@
 // The benchmark: generated iocpgen servers side by side with Node `net` servers (one echoing
 // frames undecoded, one decoding them as a typed server must), a framed C epoll server and a C
 // byte echo that is the floor, in the same run on the same machine. Every figure is a median
-// of several runs, reported with its ratio to each peer and its share of the floor.
-// `npm run bench` (full) or `--smoke` (CI: checks the harness works, asserts no speed).
+// of several rounds, reported with its ratio to each peer and its share of the floor.
+// Workloads: echo (64 B and 1 KiB, 50 and 500 conns, 8 in flight), request/response (1 in
+// flight), latency at a fixed rate (half of Node's echo maximum), group fan-out, accept churn
+// and idle connections. `npm run bench` (full) or `--smoke` (CI: checks the harness works,
+// asserts no speed).
 import {execFileSync, spawn} from 'node:child_process'
 import {cpSync, existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {cpus} from 'node:os'
@@ -130,13 +133,33 @@ function load(tool, args, onLine) {
   })
 }
 
+// The load tool and its arguments (all but --port) for each kind of workload; the report
+// prints them so every table says exactly what ran.
+const warmup = smoke ? '0' : '1'
+const loadArgs = {
+  closed: (w) => ['--mode', w.mode, '--conns', String(w.conns), '--size', String(w.size), '--depth', String(w.depth), '--duration', String(SECONDS), '--warmup', warmup],
+  open: (w) => ['--mode', 'open', '--rate', String(w.rate), '--conns', String(w.conns), '--size', String(w.size), '--duration', String(SECONDS), '--warmup', warmup],
+  fanout: (w) => ['--members', String(w.conns), '--size', String(w.size), '--depth', String(w.depth), '--duration', String(SECONDS), '--warmup', warmup],
+  idle: (w) => ['--mode', 'idle', '--conns', String(w.conns), '--size', String(w.size), '--hold', '2', '--one-each', '--hold2', '1'],
+}
+const loadTool = (w) => (w.kind === 'fanout' ? 'fanout' : 'loadgen')
+
 // Each workload measures one started server and returns one sample. RSS per connection is
 // the growth over the server's RSS before the load, divided by the connections.
 const measure = {
   async closed(s, w) {
     const rss0 = rssBytes(s.pid)
     const cpu0 = cpuSeconds(s.pid)
-    const r = await load('loadgen', ['--mode', w.mode, '--port', String(s.port), '--conns', String(w.conns), '--size', String(w.size), '--depth', String(w.depth), '--duration', String(SECONDS), '--warmup', smoke ? '0' : '1'])
+    const r = await load('loadgen', ['--port', String(s.port), ...loadArgs.closed(w)])
+    const cpu = cpuSeconds(s.pid) - cpu0
+    return {...r, cpuPerMsgUs: (cpu / Math.max(1, r.frames)) * 1e6, rssPerConn: Math.max(0, rssBytes(s.pid) - rss0) / w.conns}
+  },
+  // Open loop: a fixed schedule of sends; loadgen times each reply from its intended send
+  // time, so a server that falls behind is charged for the whole queue it built.
+  async open(s, w) {
+    const rss0 = rssBytes(s.pid)
+    const cpu0 = cpuSeconds(s.pid)
+    const r = await load('loadgen', ['--port', String(s.port), ...loadArgs.open(w)])
     const cpu = cpuSeconds(s.pid) - cpu0
     return {...r, cpuPerMsgUs: (cpu / Math.max(1, r.frames)) * 1e6, rssPerConn: Math.max(0, rssBytes(s.pid) - rss0) / w.conns}
   },
@@ -144,7 +167,7 @@ const measure = {
     const rss0 = rssBytes(s.pid)
     let cpu0 = 0
     let rssJoined = 0
-    const r = await load('fanout', ['--port', String(s.port), '--members', String(w.conns), '--size', String(w.size), '--depth', String(w.depth), '--duration', String(SECONDS), '--warmup', smoke ? '0' : '1'], (line) => {
+    const r = await load('fanout', ['--port', String(s.port), ...loadArgs.fanout(w)], (line) => {
       if (line.startsWith('ready')) {
         cpu0 = cpuSeconds(s.pid)
         rssJoined = rssBytes(s.pid)
@@ -160,7 +183,7 @@ const measure = {
     let rssIdle = 0
     let rssOne = 0
     let cpu0 = 0
-    const r = await load('loadgen', ['--mode', 'idle', '--port', String(s.port), '--conns', String(w.conns), '--size', String(w.size), '--hold', '2', '--one-each', '--hold2', '1'], (line) => {
+    const r = await load('loadgen', ['--port', String(s.port), ...loadArgs.idle(w)], (line) => {
       if (line.startsWith('ready')) {
         void sleep(1000).then(() => {
           rssIdle = rssBytes(s.pid)
@@ -181,44 +204,79 @@ const measure = {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-async function main() {
-  requireRuntime()
-  sh('make', ['-s', '-C', here])
-  const echoServer = prepareEcho()
-  const echo = {
-    iocpgen: {cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0'}},
-    'iocpgen +10us': {cmd: process.execPath, args: [join(echoServer, 'dist', 'src', 'main.js')], env: {PORT: '0', WORK_US: '10'}},
+/** The server rows of a workload, each started anew in every round. */
+function echoServers(echoServer) {
+  const main = join(echoServer, 'dist', 'src', 'main.js')
+  return {
+    iocpgen: {cmd: process.execPath, args: [main], env: {PORT: '0'}},
+    // Same server, I/O driven by the core's worker threads instead of the JS thread's ring.
+    'iocpgen (I/O threads)': {cmd: process.execPath, args: [main], env: {PORT: '0', IOCPGEN_JS_THREAD_IO: '0'}},
+    'iocpgen +10us': {cmd: process.execPath, args: [main], env: {PORT: '0', WORK_US: '10'}},
     'node net': {cmd: process.execPath, args: [join(here, 'peers', 'node-echo.mjs'), '--port', '0']},
     'node net (decoding)': {cmd: process.execPath, args: [join(here, 'peers', 'node-echo-decoding.mjs'), '--port', '0']},
     'C epoll': {cmd: join(build, 'epoll-echo'), args: ['--port', '0', '--threads', '2']},
     [FLOOR]: {cmd: join(build, 'raw-echo'), args: ['--port', '0', '--threads', '2']},
   }
-  const {'iocpgen +10us': _work, ...echoPlain} = echo
-  const closed = (name, size, conns, depth) => ({name, kind: 'closed', mode: 'closed', size, conns, depth, servers: echo})
-  const idle = {name: `idle, ${IDLE_CONNS.toLocaleString('en-US')} conns`, kind: 'idle', size: 64, conns: IDLE_CONNS, servers: echoPlain}
-  const churn = {name: 'accept churn, 50 slots', kind: 'closed', mode: 'churn', size: 64, conns: 50, depth: 1, servers: echoPlain}
-  let workloads
-  if (smoke) {
-    workloads = [closed('echo 64 B, 50 conns', 64, 50, 8), churn, idle]
-  } else {
+}
+
+const pick = (servers, names) => Object.fromEntries(names.map((n) => [n, servers[n]]))
+
+function workloadList(echo, chat) {
+  const plain = ['iocpgen', 'node net', 'node net (decoding)', 'C epoll', FLOOR]
+  const both = ['iocpgen', 'iocpgen (I/O threads)', ...plain.slice(1)]
+  const closed = (size, conns, depth, names) => {
+    const what = `${size === 1024 ? '1 KiB' : `${size} B`}, ${conns} conns, ${depth} in flight`
+    return {name: depth === 1 ? `request/response ${what}` : `echo ${what}`, kind: 'closed', mode: 'closed', size, conns, depth, servers: pick(echo, names)}
+  }
+  const idle = {name: `idle, ${IDLE_CONNS.toLocaleString('en-US')} conns`, kind: 'idle', size: 64, conns: IDLE_CONNS, servers: pick(echo, plain)}
+  const churn = {name: 'accept churn, 50 slots', kind: 'closed', mode: 'churn', size: 64, conns: 50, depth: 1, servers: pick(echo, plain)}
+  // The test suite pins the smoke run to these three workloads and six servers.
+  if (smoke) return [closed(64, 50, 8, ['iocpgen', 'iocpgen +10us', ...plain.slice(1)]), churn, idle]
+  // +10us only here: it shows what handler work costs, once is enough. Node's rate here is
+  // "Node's max" for the fixed-rate workload, which therefore runs after it.
+  const nodeMax = closed(64, 50, 8, ['iocpgen', 'iocpgen (I/O threads)', 'iocpgen +10us', ...plain.slice(1)])
+  return [
+    nodeMax,
+    closed(64, 500, 8, both),
+    closed(1024, 50, 8, both),
+    closed(1024, 500, 8, both),
+    closed(64, 50, 1, both),
+    {name: 'latency at half of Node\'s max rate, 64 B, 50 conns', kind: 'open', size: 64, conns: 50, rateFrom: nodeMax.name, servers: pick(echo, plain)},
+    {name: `group fan-out, 1 sender to ${FANOUT_MEMBERS.toLocaleString('en-US')} members, 64 B text`, kind: 'fanout', size: 64, conns: FANOUT_MEMBERS, depth: 4, servers: chat},
+    churn,
+    idle,
+  ]
+}
+
+/** Minutes the rounds take: ~2 s per server start (start, warm-up, stop) on top of the measured seconds. */
+function estimateMinutes(workloads) {
+  const perRun = (w) => (w.kind === 'idle' ? 3 : SECONDS) + 2 // idle holds its connections 2 s, then 1 s
+  return workloads.reduce((t, w) => t + Object.keys(w.servers).length * RUNS * perRun(w), 0) / 60
+}
+
+async function main() {
+  requireRuntime()
+  sh('make', ['-s', '-C', here])
+  const echo = echoServers(prepareEcho())
+  let chat
+  if (!smoke) {
     const chatServer = prepareChat()
-    const chat = {
+    chat = {
       iocpgen: {cmd: process.execPath, args: [join(chatServer, 'dist', 'src', 'main.js')], env: {PORT: '0'}},
       'node net': {cmd: process.execPath, args: [join(here, 'peers', 'node-chat.mjs'), '--port', '0']},
     }
-    workloads = [
-      closed('echo 64 B, 50 conns', 64, 50, 8),
-      closed('echo 64 B, 500 conns', 64, 500, 4),
-      closed('echo 1 KiB, 50 conns', 1024, 50, 8),
-      closed('echo 1 KiB, 500 conns', 1024, 500, 4),
-      {name: `group fan-out, 1 sender to ${FANOUT_MEMBERS.toLocaleString('en-US')} members, 64 B text`, kind: 'fanout', size: 64, conns: FANOUT_MEMBERS, depth: 4, servers: chat},
-      churn,
-      idle,
-    ]
   }
+  const workloads = workloadList(echo, chat)
+  log(`${workloads.length} workloads, ${RUNS} round(s) of ${SECONDS} s: about ${Math.max(1, Math.round(estimateMinutes(workloads)))} min`)
 
   const results = []
   for (const w of workloads) {
+    if (w.rateFrom) {
+      const node = results.find((r) => r.workload === w.rateFrom)?.servers['node net']
+      if (!node) throw new Error(`${w.name}: "${w.rateFrom}" must run first, with node net`)
+      w.rate = Math.round(node.rate / 2)
+      log(`${w.name}: ${w.rate} msg/s (half of node net's median ${Math.round(node.rate)} msg/s)`)
+    }
     const names = Object.keys(w.servers)
     const samples = new Map(names.map((n) => [n, []]))
     // Interleave the servers in every round so drift on a shared machine hits all alike.
@@ -229,16 +287,20 @@ async function main() {
           await sleep(200) // let the server settle before its baseline RSS
           const r = await measure[w.kind](s, w)
           samples.get(name).push(r)
-          log(`${w.name} | ${name} | ${Math.round(r.rate)} msg/s p50 ${r.p50_us} us p99 ${r.p99_us} us | ${r.cpuPerMsgUs.toFixed(2)} us CPU/msg | ${Math.round(r.rssPerConn)} B/conn`)
+          log(`${w.name} | ${name} | ${Math.round(r.rate)} msg/s p50 ${r.p50_us} us p99 ${r.p99_us} us p99.9 ${r.p999_us} us | ${r.cpuPerMsgUs.toFixed(2)} us CPU/msg | ${Math.round(r.rssPerConn)} B/conn`)
         } finally {
           await stop(s)
         }
       }
     }
-    const row = {workload: w.name, kind: w.kind, servers: {}, ratios: {}, ...(samples.has(FLOOR) ? {toFloor: {}} : {})}
+    const params = {size: w.size, conns: w.conns, ...(w.depth ? {depth: w.depth} : {}), ...(w.mode ? {mode: w.mode} : {})}
+    // An open loop's rates all match the schedule: a share of the floor's would say nothing.
+    const shares = samples.has(FLOOR) && w.kind !== 'open'
+    const row = {workload: w.name, kind: w.kind, ...params, load: `bench/build/${loadTool(w)} --port P ${loadArgs[w.kind](w).join(' ')}`, ...(w.rateFrom ? {offeredRate: w.rate, rateFrom: w.rateFrom} : {}), servers: {}, ratios: {}, ...(shares ? {toFloor: {}} : {})}
+    const keys = ['rate', 'p50_us', 'p99_us', 'p999_us', 'cpuPerMsgUs', 'rssPerConn', 'rssPerConnAfterOne']
     for (const [name, xs] of samples) {
       const m = {runs: xs.length}
-      for (const k of ['rate', 'p50_us', 'p99_us', 'cpuPerMsgUs', 'rssPerConn', 'rssPerConnAfterOne']) if (xs[0][k] !== undefined) m[k] = median(xs.map((x) => x[k]))
+      for (const k of keys) if (xs[0][k] !== undefined) m[k] = median(xs.map((x) => x[k]))
       row.servers[name] = m
     }
     // Ratios to each peer: the median of the per-round ratios, since a round's servers run
@@ -249,7 +311,7 @@ async function main() {
         const mine = samples.get(name)
         const theirs = samples.get(peer)
         const per = (k) => median(mine.map((x, i) => x[k] / theirs[i][k]))
-        row.ratios[name][peer] = {rate: per('rate'), cpuPerMsgUs: per('cpuPerMsgUs'), rssPerConn: per('rssPerConn')}
+        row.ratios[name][peer] = Object.fromEntries(keys.filter((k) => k !== 'rssPerConnAfterOne' && mine[0][k] !== undefined).map((k) => [k, per(k)]))
       }
     }
     // Every server's rate as a share of the floor's, per round like the ratios.

@@ -306,6 +306,7 @@ describe('a generated server', () => {
       for (let i = 0; i < n; i++) expect((await c.next()).equals(encode('Done', {seq: i})), `reply ${i}`).toBe(true)
       const stats = await slow.stats()
       if (jsThreadIo === '0') expect(stats.backpressureWaits).toBeGreaterThan(0)
+      expect(stats.ioThreads === 0).toBe(jsThreadIo === '1')
       expect(stats.framesIn).toBe(n)
       expect(stats.framesOut).toBe(n)
       c.s.destroy()

@@ -286,7 +286,6 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     Napi::Object r = Napi::Object::New(env);
     r.Set("port", engine_->port());
     r.Set("backend", engine_->backend_name());
-    r.Set("ioThreads", cfg_.caller_driven ? 0 : cfg_.workers);
     return r;
   }
 
@@ -434,6 +433,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     r.Set("backend", engine_->backend_name());
     bridge::write_stats(env, r, s);
     r.Set("backpressureWaits", double(queue_->backpressure_waits()));
+    r.Set("ioThreads", cfg_.caller_driven ? 0 : cfg_.workers);
     Napi::Object closes = Napi::Object::New(env);
     for (size_t i = 1; i < size_t(CloseReason::count_); ++i) closes.Set(close_reason_name(CloseReason(i)), double(s.closes[i]));
     r.Set("closes", closes);

@@ -119,7 +119,10 @@ struct Server {
     }
     port = engine->port();
 #ifndef _WIN32
-    if (cfg.caller_driven) driver = std::thread([this] { drive(); });
+    if (cfg.caller_driven) {
+      wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      driver = std::thread([this] { drive(); });
+    }
 #endif
   }
   ~Server() { stop(); }
@@ -135,6 +138,8 @@ struct Server {
       ssize_t w = ::write(wake_fd, &one, sizeof one);
       (void)w;
       driver.join();
+      ::close(wake_fd);  // here, after the join: the driver may leave while write() runs
+      wake_fd = -1;
       return;
     }
 #endif
@@ -144,7 +149,7 @@ struct Server {
 #ifndef _WIN32
   std::thread driver;
   std::atomic<bool> stop_wanted{false};
-  int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int wake_fd = -1;
 
   void drive() {
     pollfd fds[2] = {{engine->notify_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
@@ -154,7 +159,6 @@ struct Server {
       engine->submit();
     }
     engine->stop();
-    ::close(wake_fd);
   }
 #endif
   // All connections gone and only the posted accepts hold I/O contexts.

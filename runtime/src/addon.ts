@@ -9,6 +9,8 @@ export interface NativeStats extends EngineStats {
   backend: string
   /** Times an I/O thread waited for JavaScript to take queued events (eventQueueLimit). */
   backpressureWaits: number
+  /** I/O worker threads; 0 when the JS thread drives I/O itself (jsThreadIo). */
+  ioThreads: number
   /**
    * Closes by reason: peer_closed, reset, bad_frame_*, slow_consumer, idle_timeout, frame_timeout, ... and
    * connections refused at accept: banned, per_ip_limit, connect_rate, login_queue_full,
@@ -18,8 +20,7 @@ export interface NativeStats extends EngineStats {
 }
 
 export interface NativeServer {
-  /** ioThreads: I/O worker threads, 0 when the JS thread drives I/O. */
-  start(): {port: number; backend: string; ioThreads: number}
+  start(): {port: number; backend: string}
   send(batch: Buffer): number
   close(index: number, gen: number, reason?: number): boolean
   stats(): NativeStats

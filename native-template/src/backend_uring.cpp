@@ -23,6 +23,8 @@
 #include <netdb.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cassert>
 
@@ -107,10 +109,23 @@ class UringPort final : public Port {
       io_uring_params p{};
       p.flags = IORING_SETUP_CQSIZE;
       p.cq_entries = 16384;
-      // No COOP_TASKRUN for the caller-driven ring: its completions must wake the driver
-      // sleeping in libuv's epoll_wait, and a cooperative ring's would wait for its next
-      // system call, which may be a timer away.
+      // The caller-driven ring runs its completions' kernel work only when the driver asks
+      // (DEFER_TASKRUN, 6.1+): nothing interrupts the JS thread while it runs handlers, and
+      // the registered eventfd still says when there is work. It needs a single issuer,
+      // which becomes the driver when it enables the ring. COOP_TASKRUN alone would not do:
+      // its completions wait for the driver's next system call, which may be a timer away.
+      // IOCPGEN_URING_DEFER=0 (or an older kernel) takes the plain ring.
+      const char* df = getenv("IOCPGEN_URING_DEFER");
+      deferred_ = caller_ && !(df && df[0] == '0');
+      if (deferred_) p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
       int rc = io_uring_queue_init_params(1024, &rings_[i].ring, &p);
+      if (rc == -EINVAL && deferred_) {
+        deferred_ = false;
+        p = io_uring_params{};
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = 16384;
+        rc = io_uring_queue_init_params(1024, &rings_[i].ring, &p);
+      }
       if (rc < 0) {
         if (why) *why = std::string("io_uring_queue_init: ") + strerror(-rc);
         return false;
@@ -341,6 +356,12 @@ class UringPort final : public Port {
     // One ring per port, driven by whichever single thread calls dequeue (not a
     // thread-local: a process may drive several ports from one thread).
     if (caller_) driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    if (deferred_ && !enabled_) {
+      // This thread is its one issuer from now on. (liburing 2.3 declares
+      // io_uring_enable_rings but does not export it.)
+      ::syscall(__NR_io_uring_register, rings_[0].ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+      enabled_ = true;
+    }
     const int r = worker % n_;
     Ring& ring = rings_[r];
     if (!ring.efd_armed) arm_efd(ring);
@@ -355,7 +376,9 @@ class UringPort final : public Port {
     if (timeout_ms < 0) {
       io_uring_submit_and_wait(&ring.ring, 1);
     } else if (timeout_ms == 0) {
-      io_uring_submit(&ring.ring);  // the peek below runs pending task work if flagged
+      // Deferred: this is where completions' kernel work runs.
+      if (deferred_) io_uring_submit_and_get_events(&ring.ring);
+      else io_uring_submit(&ring.ring);
     } else {
       io_uring_submit(&ring.ring);
       __kernel_timespec ts;
@@ -684,6 +707,8 @@ class UringPort final : public Port {
   int listen_fd_ = -1;  // set before workers start, closed in the destructor
   bool provided_ = false;   // set in open(), read-only afterwards
   bool caller_ = false;     // set in open(): one ring, driven by the thread that dequeues
+  bool deferred_ = false;   // set in open(): DEFER_TASKRUN, enabled by the driver
+  bool enabled_ = false;    // driver only
   std::atomic<std::thread::id> driver_{};
   uint32_t buf_size_ = 0;   // bytes per provided buffer
   std::atomic<bool> accepts_cancelled_{false};

@@ -154,11 +154,15 @@ class Engine {
   void admit_queued();
   void tell_positions();
   void refuse_queued();
-  void enforce_timeouts(uint64_t now);
+  void enforce_timeouts(uint32_t now);
   void wake_keeper();
   uint64_t clock_ms() const {
     return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0_).count());
   }
+  // The clock modulo 2^32, for the per-socket stamps (socket_context.h).
+  uint32_t tick_ms() const { return uint32_t(clock_ms()); }
+  IoContext* stream_of(uint32_t slot) { return reinterpret_cast<IoContext*>(streams_->data()) + slot; }
+  IpKey& ip_of(uint32_t slot) { return reinterpret_cast<IpKey*>(ips_->data())[slot]; }
   bool post_recv_new(SocketContext* sc);
   bool post_recv(SocketContext* sc, IoContext* io);
   bool post_recv_stream(SocketContext* sc);
@@ -181,6 +185,10 @@ class Engine {
   FrameSink* sink_;
   std::unique_ptr<MessageTable> table_;
   std::unique_ptr<BufferSlab> slab_;  // io_contexts * buffer_size
+  // Per socket slot, out of SocketContext: the provided-buffer receive (io_uring only) and
+  // the counted peer address (per-address limits only). Pages are touched only when used.
+  std::unique_ptr<BufferSlab> streams_;
+  std::unique_ptr<BufferSlab> ips_;
   std::unique_ptr<Pool<SocketContext>> sockets_;
   std::unique_ptr<Pool<IoContext>> ios_;
   std::unique_ptr<Port> port_;

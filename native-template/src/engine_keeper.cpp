@@ -84,7 +84,7 @@ void Engine::keeper_main() {
       last_tell = now;
     }
     if (draining_.load() > 0 || (scan_every && now - last_scan >= scan_every)) {
-      enforce_timeouts(now);
+      enforce_timeouts(uint32_t(now));
       last_scan = now;
     }
     if (admission_.enabled() && now - last_sweep >= kSweepEveryMs) {
@@ -168,23 +168,27 @@ void Engine::refuse_queued() {
   }
 }
 
-void Engine::enforce_timeouts(uint64_t now) {
-  const uint64_t idle = cfg_.idle_timeout_ms;
-  const uint64_t frame = cfg_.frame_timeout_ms;
+// Stamps are ticks (mod 2^32); a worker may stamp a tick later than now, which the signed
+// difference reads as negative, never as a long time ago.
+void Engine::enforce_timeouts(uint32_t now) {
+  const int32_t idle = int32_t(cfg_.idle_timeout_ms);
+  const int32_t frame = int32_t(cfg_.frame_timeout_ms);
+  const int32_t drain = int32_t(cfg_.drain_timeout_ms);
+  auto since = [now](uint32_t t) { return int32_t(now - t); };
   for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
     const Handle h = sockets_->current(i);
     if (!h.valid()) continue;
     SocketContext* sc = sockets_->slot(i);
     if (!sc) continue;
     const ConnState st = sc->state.load();
-    const uint64_t started = frame && st == ConnState::open ? sc->frame_started_ms.load(std::memory_order_relaxed) : 0;
-    if (started && now > started + frame) {
+    const uint32_t started = frame && st == ConnState::open ? sc->frame_start_tick.load(std::memory_order_relaxed) : 0;
+    if (started && since(started) > frame) {
       // A trickle keeps the idle timer fresh; a frame begun this long ago is an attack
       // or a dead link: reset it, so it costs nothing more.
       close_sc(sc, h, CloseReason::frame_timeout);
-    } else if (st == ConnState::open && idle && now > sc->last_rx_ms.load(std::memory_order_relaxed) + idle) {
+    } else if (st == ConnState::open && idle && since(sc->last_rx_tick.load(std::memory_order_relaxed)) > idle) {
       close_sc(sc, h, CloseReason::idle_timeout);
-    } else if (st == ConnState::draining && now > sc->drain_deadline_ms.load(std::memory_order_relaxed)) {
+    } else if (st == ConnState::draining && since(sc->drain_start_tick.load(std::memory_order_relaxed)) > drain) {
       // The peer has not taken what was sent, or not closed its side: reset it.
       if (close_sc(sc, h, CloseReason::slow_consumer)) drain_timeouts_.fetch_add(1, std::memory_order_relaxed);
     }

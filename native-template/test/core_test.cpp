@@ -1,5 +1,6 @@
 // Standalone tests for the completion-port core. Backend from IOCPGEN_BACKEND.
 // IOCPGEN_TEST_SCALE=<percent> shrinks the load (TSan runs).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -1106,6 +1107,19 @@ void test_socket_reuse(EngineConfig cfg) {
 #endif
 }
 
+// The per-socket context is every idle connection's cost, and the per-I/O context every
+// pool slot's (socket_context.h asserts the first at compile time too).
+void test_context_sizes() {
+  fprintf(stderr, "  sizeof SocketContext=%zu IoContext=%zu PortSocketState=%zu\n", sizeof(SocketContext),
+          sizeof(IoContext), sizeof(PortSocketState));
+  CHECK(sizeof(SocketContext) <= 192);
+#ifdef _WIN32
+  CHECK(sizeof(IoContext) <= 120);  // OVERLAPPED is 32 of these
+#else
+  CHECK(sizeof(IoContext) <= 80);
+#endif
+}
+
 }  // namespace
 
 int main() {
@@ -1146,6 +1160,7 @@ int main() {
       {"login_queue", [&] { test_login_queue(cfg); }},
       {"slow_loris", [&] { test_slow_loris(cfg); }},
       {"socket_reuse", [&] { test_socket_reuse(cfg); }},
+      {"context_sizes", test_context_sizes},
   };
   const auto all0 = std::chrono::steady_clock::now();
   const int code = testing::run_tests("core", tests);

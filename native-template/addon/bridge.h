@@ -14,7 +14,7 @@
 namespace iocpgen {
 namespace bridge {
 
-constexpr const char* kHash = "5365290661efbca5";
+constexpr const char* kHash = "dd2374077da6afba";
 
 enum class EventKind : uint8_t { open = 1, frame = 2, close = 3 };
 
@@ -217,6 +217,7 @@ inline void write_stats(Napi::Env env, Napi::Object r, const EngineStats& s) {
   r.Set("drainTimeouts", double(s.drain_timeouts));
   r.Set("socketsReused", double(s.sockets_reused));
   r.Set("socketReuseFallbacks", double(s.socket_reuse_fallbacks));
+  r.Set("bufferBytesReleased", double(s.buffer_bytes_released));
   {
     Napi::Object loginQueue_ = Napi::Object::New(env);
     loginQueue_.Set("waiting", double(s.login_queue_current));

@@ -905,6 +905,15 @@ void Engine::dump(FILE* out) {
   }
 }
 
+// Under the I/O pool's lock, so no buffer being discarded can be handed out meanwhile.
+void Engine::trim_buffers() {
+  const size_t bs = cfg_.buffer_size;
+  BufferSlab& slab = *slab_;
+  uint64_t released = 0;
+  ios_->trim_cold([&](uint32_t first, uint32_t n) { released += slab.discard(size_t(first) * bs, size_t(n) * bs); });
+  if (released) buffer_bytes_released_.fetch_add(released, std::memory_order_relaxed);
+}
+
 EngineStats Engine::stats() {
   EngineStats s;
   s.connections_current = conn_current_.load();
@@ -933,6 +942,7 @@ EngineStats Engine::stats() {
   s.addresses_tracked = ac.tracked;
   s.addresses_banned = ac.banned_now;
   s.bans_total = ac.bans_total;
+  s.buffer_bytes_released = buffer_bytes_released_.load();
   for (size_t i = 0; i < static_cast<size_t>(CloseReason::count_); ++i) s.closes[i] = closes_[i].load();
   return s;
 }

@@ -76,6 +76,9 @@ struct EngineStats {
   uint64_t addresses_tracked = 0;
   uint64_t addresses_banned = 0;       // under a ban now
   uint64_t bans_total = 0;
+  // Bytes of I/O buffer pages handed back to the OS after lying unused for
+  // buffer_trim_ms (Linux: the resident pages dropped; Windows: the pages reset).
+  uint64_t buffer_bytes_released = 0;
   uint64_t closes[static_cast<size_t>(CloseReason::count_)] = {};
   uint64_t close_count(CloseReason r) const { return closes[static_cast<size_t>(r)]; }
 };
@@ -117,6 +120,8 @@ class Engine {
   // Diagnostics: one line per open connection with its posted ops.
   void dump(FILE* out);
   uint16_t port() const { return bound_port_; }
+  // Resident bytes of the I/O buffer slab (Linux; 0 where the OS cannot tell), for tests.
+  size_t buffer_bytes_resident() const { return slab_->resident_bytes(); }
   // The backend, for tests that look below the engine (null before start()).
   Port* backend() { return port_.get(); }
   const char* backend_name() const;
@@ -155,6 +160,8 @@ class Engine {
   void tell_positions();
   void refuse_queued();
   void enforce_timeouts(uint32_t now);
+  // Hands the pages of I/O buffers free for a whole buffer_trim_ms back to the OS.
+  void trim_buffers();
   void wake_keeper();
   uint64_t clock_ms() const {
     return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0_).count());
@@ -208,6 +215,7 @@ class Engine {
   std::atomic<uint64_t> closes_[static_cast<size_t>(CloseReason::count_)] = {};
   std::atomic<uint64_t> frames_dropped_{0}, drain_timeouts_{0};
   std::atomic<uint64_t> sockets_reused_{0}, socket_reuse_fallbacks_{0};
+  std::atomic<uint64_t> buffer_bytes_released_{0};
 
   const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();  // clock_ms() zero
   Admission admission_;

@@ -1,7 +1,7 @@
 // The engine's housekeeping thread, the keeper. It admits queued logins in order as
 // per-socket contexts come free and tells the waiting clients their position; it closes
 // idle connections, resets graceful closes that outlive their deadline, and forgets
-// addresses that no longer need tracking. Timestamps come from the engine's clock, not
+// addresses that no longer need tracking, and hands long-unused buffer pages back to the OS. Timestamps come from the engine's clock, not
 // from the keeper, so a keeper that runs late only closes late, never early.
 #include <algorithm>
 #include <vector>
@@ -61,7 +61,7 @@ bool Engine::enqueue_login(Accepted& a) {
 }
 
 void Engine::keeper_main() {
-  uint64_t last_tell = 0, last_sweep = 0, last_scan = 0;
+  uint64_t last_tell = 0, last_sweep = 0, last_scan = 0, last_trim = 0;
   // Idle connections and stalled frames are looked for a few times per timeout, at
   // least once a second.
   uint64_t scan_every = 0;
@@ -86,6 +86,10 @@ void Engine::keeper_main() {
     if (draining_.load() > 0 || (scan_every && now - last_scan >= scan_every)) {
       enforce_timeouts(uint32_t(now));
       last_scan = now;
+    }
+    if (cfg_.buffer_trim_ms && now - last_trim >= cfg_.buffer_trim_ms) {
+      trim_buffers();
+      last_trim = now;
     }
     if (admission_.enabled() && now - last_sweep >= kSweepEveryMs) {
       admission_.sweep(now);

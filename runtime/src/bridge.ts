@@ -2,7 +2,7 @@
 // How the runtime and the native addon read each other: record layouts, options, stats.
 
 /** The declaration's hash; the addon reports its own, and they must match. */
-export const BRIDGE_HASH = '5365290661efbca5'
+export const BRIDGE_HASH = 'dd2374077da6afba'
 
 /** Kinds of event record. */
 export const EventKind = {open: 1, frame: 2, close: 3} as const
@@ -113,6 +113,8 @@ export interface EngineStats {
   socketsReused: number
   /** Sockets closed although reuse was asked for: it does not work on this system, or the disconnect failed (0 on Linux). */
   socketReuseFallbacks: number
+  /** Bytes of I/O buffer pages handed back to the OS after lying unused for a while (Linux: resident pages dropped; Windows: pages reset). */
+  bufferBytesReleased: number
   /** Clients waiting for a per-socket context, and what became of those that waited. */
   loginQueue: {
     waiting: number

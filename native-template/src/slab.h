@@ -50,9 +50,12 @@ class BufferSlab {
     const size_t hi = (offset + len) / page * page;
     if (hi <= lo) return 0;
 #ifdef _WIN32
-    // MEM_RESET: the contents need not be kept, so the pages leave the working set
-    // without being written to the page file; a decommit could fail to recommit.
-    return VirtualAlloc(data_ + lo, hi - lo, MEM_RESET, PAGE_READWRITE) ? hi - lo : 0;
+    // MEM_RESET: the contents need not be kept, so they are never written to the page
+    // file (a decommit could fail to recommit). VirtualUnlock on pages that are not locked
+    // takes them out of the working set now; it reports "not locked", as expected.
+    if (!VirtualAlloc(data_ + lo, hi - lo, MEM_RESET, PAGE_READWRITE)) return 0;
+    VirtualUnlock(data_ + lo, hi - lo);
+    return hi - lo;
 #else
     const size_t was = resident(lo, hi - lo);
     // DONTNEED, not FREE: the pages leave the process's RSS now, not under pressure.

@@ -183,7 +183,7 @@ operations:
   it('JavaScript under a lock inside the core is reported at the call into it', () => {
     const [d] = only(spec, 'E415')
     expect([d!.file, d!.line, d!.col]).toEqual([spec, 18, 17])
-    expect(d!.detail).toEqual(['in the native core: jsDrain calls into JavaScript  [native-template/locks.yaml:85:7]'])
+    expect(d!.detail).toEqual(['in the native core: jsDrain calls into JavaScript  [native-template/locks.yaml:86:7]'])
   })
 
   it('no diagnostic of a spec points into the core', () => {

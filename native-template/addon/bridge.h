@@ -14,7 +14,7 @@
 namespace iocpgen {
 namespace bridge {
 
-constexpr const char* kHash = "a2830e8a442172ca";
+constexpr const char* kHash = "3df6057f1c668ebf";
 
 enum class EventKind : uint8_t { open = 1, frame = 2, close = 3 };
 
@@ -223,6 +223,7 @@ inline void write_stats(Napi::Env env, Napi::Object r, const EngineStats& s) {
   r.Set("drainTimeouts", double(s.drain_timeouts));
   r.Set("socketsReused", double(s.sockets_reused));
   r.Set("socketReuseFallbacks", double(s.socket_reuse_fallbacks));
+  r.Set("bufferBytesReleased", double(s.buffer_bytes_released));
   {
     Napi::Object loginQueue_ = Napi::Object::New(env);
     loginQueue_.Set("waiting", double(s.login_queue_current));

@@ -164,7 +164,7 @@ class IocpPort final : public Port {
   static void set_op(IoContext* io, SocketContext* sc, bool zero) {
     io->backend = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(sc) | (zero ? kZeroPhase : 0));
   }
-  static bool skip_on(SocketContext* sc) { return sc->port.extra != nullptr; }
+  static bool skip_on(SocketContext* sc) { return sc->port.skip_on_success; }
 
   bool load_extensions(std::string* why);
   bool probe_reuse();
@@ -490,7 +490,7 @@ bool IocpPort::associate(SocketContext* sc) {
   LockGuard g(sc->port.mu);
   sc->port.reset();
   sc->port.registered = true;
-  sc->port.extra = skip ? reinterpret_cast<void*>(uintptr_t(1)) : nullptr;
+  sc->port.skip_on_success = skip;
   return true;
 }
 

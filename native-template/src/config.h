@@ -53,6 +53,10 @@ struct EngineConfig {
   // (frame_timeout): any byte resets the idle timer, so a trickle could hold a context
   // forever. 0 disables.
   uint32_t frame_timeout_ms = 0;
+  // The engine caps the idle, drain and frame timeouts at 2^31 - 1 ms (24 days).
+  // I/O buffers unused this long give their pages back to the OS (the keeper checks this
+  // often); 0 keeps them resident.
+  uint32_t buffer_trim_ms = 10000;
   std::string host = "0.0.0.0";
   uint16_t port = 0;              // 0: ephemeral, see Engine::port()
   BackendChoice backend = BackendChoice::automatic;

@@ -129,6 +129,9 @@ Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
   if (cfg_.send_depth < 1) cfg_.send_depth = 1;
   if (cfg_.buffer_size < IoContext::kAddrRoom) cfg_.buffer_size = IoContext::kAddrRoom;
   if (cfg_.max_connections < 1) cfg_.max_connections = 1;
+  // The per-socket stamps compare by a signed 32-bit difference.
+  for (uint32_t* t : {&cfg_.idle_timeout_ms, &cfg_.drain_timeout_ms, &cfg_.frame_timeout_ms})
+    *t = std::min<uint32_t>(*t, INT32_MAX);
   table_.reset(new MessageTable(cfg_.messages));
   const uint32_t nio = cfg_.effective_io_contexts();
   const size_t bs = cfg_.buffer_size;
@@ -139,6 +142,11 @@ Engine::Engine(const EngineConfig& cfg, FrameSink* sink)
     io.buf = slab + size_t(i) * bs;
     io.cap = uint32_t(bs);
   }));
+#ifndef _WIN32
+  // Only io_uring's provided-buffer receives use these; untouched pages elsewhere.
+  streams_.reset(new BufferSlab(size_t(cfg_.max_connections) * sizeof(IoContext)));
+#endif
+  ips_.reset(new BufferSlab(size_t(cfg_.max_connections) * sizeof(IpKey)));
   const MessageTable* table = table_.get();
   const uint32_t max_frame = cfg_.max_frame;
   sockets_.reset(new Pool<SocketContext>(cfg_.max_connections, [table, max_frame](SocketContext& sc, uint32_t) {
@@ -379,21 +387,19 @@ void Engine::setup_connection(Accepted& a, Handle h, bool from_queue) {
       sc->sock = s;
     }
     sc->self = h;
-    sc->ip = a.ip;
+    if (a.ip_counted) ip_of(h.index) = a.ip;
     sc->ip_counted = a.ip_counted;
     sc->fin_sent = false;
-    sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
-    sc->drain_deadline_ms.store(0, std::memory_order_relaxed);
-    sc->frame_started_ms.store(0, std::memory_order_relaxed);
+    sc->last_rx_tick.store(tick_ms(), std::memory_order_relaxed);
+    sc->drain_start_tick.store(0, std::memory_order_relaxed);
+    sc->frame_start_tick.store(0, std::memory_order_relaxed);
     sc->close_reason = CloseReason::none;
-    sc->ops_head = nullptr;
     sc->ops_count = 0;
     sc->decoder.reset();
     sc->rx_post_seq = sc->rx_next_seq = 0;
     sc->rx_parked = nullptr;
     sc->rx_busy = false;
-    sc->sendq.clear();
-    sc->sendq_head = 0;
+    sc->sendq.reset();
     sc->sends_posted = 0;
     sc->announced = false;
     sc->reusable = false;
@@ -444,12 +450,12 @@ bool Engine::post_locked(SocketContext* sc, IoContext* io) {
   if (st != ConnState::open && st != ConnState::draining) return false;
   io->owner = sc->self;
   sc->outstanding.fetch_add(1);
-  sc->link_op(io);
+  ++sc->ops_count;
   const bool send = io->kind == OpKind::send;
   bool ok = send ? port_->post_send(sc, io) : port_->post_recv(sc, io);
   if (ok && send) sends_posted_.fetch_add(1, std::memory_order_relaxed);
   if (!ok) {
-    sc->unlink_op(io);
+    --sc->ops_count;
     sc->outstanding.fetch_sub(1);  // cannot reach zero: the open reference is held
   }
   return ok;
@@ -478,13 +484,13 @@ bool Engine::post_recv(SocketContext* sc, IoContext* io) {
   return ok;
 }
 
-// No pool context: an idle connection holds no receive buffer.
+// No pool context: an idle connection holds no receive buffer. Called once per
+// connection, before anything else uses the slot's stream context.
 bool Engine::post_recv_stream(SocketContext* sc) {
-  IoContext* io = &sc->rx_stream;
+  if (!streams_) return false;
+  IoContext* io = new (stream_of(sc->self.index)) IoContext();
   LockGuard g(sc->mu);
   io->kind = OpKind::recv;
-  io->buf = nullptr;
-  io->len = io->off = 0;
   io->seq = sc->rx_post_seq;
   bool ok = post_locked(sc, io);
   if (ok) ++sc->rx_post_seq;
@@ -505,7 +511,7 @@ void Engine::on_recv_stream(const Completion& c) {
   if (res > 0 && (st == ConnState::open || st == ConnState::draining)) {
     // A closing connection's late chunks are not counted: it costs nothing more.
     bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
-    sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
+    sc->last_rx_tick.store(tick_ms(), std::memory_order_relaxed);
     // Draining: the bytes are read (so the peer's FIN is seen) and dropped.
     if (st == ConnState::open && c.data) {
       Batch batch(this, sc);
@@ -522,7 +528,7 @@ void Engine::on_recv_stream(const Completion& c) {
   bool ok = false;
   {
     LockGuard g(sc->mu);
-    sc->unlink_op(io);
+    --sc->ops_count;
     ++sc->rx_next_seq;
     // The stream ended with data (e.g. CQ overflow): post it again.
     if (res > 0) {
@@ -542,10 +548,10 @@ void Engine::on_recv(IoContext* io, int64_t res) {
   uint32_t drops = 0;
   {
     LockGuard g(sc->mu);
-    sc->unlink_op(io);
+    --sc->ops_count;
     // Park in seq order; with recv_depth > 1 completions may arrive out of order.
     IoContext** p = &sc->rx_parked;
-    while (*p && (*p)->seq < io->seq) p = &(*p)->q_next;
+    while (*p && int32_t((*p)->seq - io->seq) < 0) p = &(*p)->q_next;
     io->q_next = *p;
     *p = io;
     if (sc->rx_busy) return;  // the busy thread will process it
@@ -585,7 +591,7 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
     return;
   }
   bytes_in_.fetch_add(uint64_t(res), std::memory_order_relaxed);
-  sc->last_rx_ms.store(clock_ms(), std::memory_order_relaxed);
+  sc->last_rx_tick.store(tick_ms(), std::memory_order_relaxed);
   if (st == ConnState::draining) {
     // Read on and drop the bytes, so the peer's FIN (or the deadline) ends the drain.
     if (!post_recv(sc, io)) release_io(io);
@@ -610,10 +616,10 @@ void Engine::process_recv(SocketContext* sc, IoContext* io, Batch& batch) {
 void Engine::note_partial_frame(SocketContext* sc, bool completed_any) {
   if (!cfg_.frame_timeout_ms) return;
   if (sc->decoder.buffered() == 0) {
-    sc->frame_started_ms.store(0, std::memory_order_relaxed);
-  } else if (completed_any || sc->frame_started_ms.load(std::memory_order_relaxed) == 0) {
+    sc->frame_start_tick.store(0, std::memory_order_relaxed);
+  } else if (completed_any || sc->frame_start_tick.load(std::memory_order_relaxed) == 0) {
     // Never 0 while a frame is pending: 0 means none.
-    sc->frame_started_ms.store(std::max<uint64_t>(clock_ms(), 1), std::memory_order_relaxed);
+    sc->frame_start_tick.store(std::max<uint32_t>(tick_ms(), 1), std::memory_order_relaxed);
   }
 }
 
@@ -636,20 +642,24 @@ bool Engine::send_frame(Handle conn, uint16_t type, const void* payload, uint32_
 
 // Under sc->mu: moves up to one buffer of queued bytes into io for posting.
 void Engine::fill_send(SocketContext* sc, IoContext* io) {
-  const size_t n = std::min<size_t>(sc->queued(), io->cap);
-  memcpy(io->buf, sc->sendq.data() + sc->sendq_head, n);
+  SendQueue& q = *sc->sendq;  // callers check queued() > 0
+  const size_t n = std::min<size_t>(q.queued(), io->cap);
+  memcpy(io->buf, q.bytes.data() + q.head, n);
   io->kind = OpKind::send;
   io->len = uint32_t(n);
   io->off = 0;
-  sc->sendq_head += n;
-  if (sc->sendq_head == sc->sendq.size()) {
+  q.head += n;
+  if (q.head == q.bytes.size()) {
     // Drained: give back the memory of a burst, keep a small queue's.
-    if (sc->sendq.capacity() > kKeepSendQueue) std::vector<uint8_t>().swap(sc->sendq);
-    else sc->sendq.clear();
-    sc->sendq_head = 0;
-  } else if (sc->sendq_head >= sc->sendq.size() / 2) {
-    sc->sendq.erase(sc->sendq.begin(), sc->sendq.begin() + std::ptrdiff_t(sc->sendq_head));
-    sc->sendq_head = 0;
+    if (q.bytes.capacity() > kKeepSendQueue) {
+      sc->sendq.reset();
+    } else {
+      q.bytes.clear();
+      q.head = 0;
+    }
+  } else if (q.head >= q.bytes.size() / 2) {
+    q.bytes.erase(q.bytes.begin(), q.bytes.begin() + std::ptrdiff_t(q.head));
+    q.head = 0;
   }
 }
 
@@ -705,7 +715,11 @@ bool Engine::send_parts(Handle conn, const Part* parts, size_t nparts, uint32_t 
         }
         ++sc->sends_posted;
       }
-      for (; part < nparts; ++part, skip = 0) sc->sendq.insert(sc->sendq.end(), parts[part].data + skip, parts[part].data + parts[part].len);
+      if (part < nparts && !sc->sendq) sc->sendq.reset(new SendQueue);
+      for (; part < nparts; ++part, skip = 0) {
+        std::vector<uint8_t>& q = sc->sendq->bytes;
+        q.insert(q.end(), parts[part].data + skip, parts[part].data + parts[part].len);
+      }
       // Post while this connection has send contexts to spare; the rest waits in sendq
       // and is posted from on_send as sends complete.
       while (!stuck && sc->queued() > 0 && sc->sends_posted < cfg_.send_depth) {
@@ -739,7 +753,7 @@ void Engine::on_send(IoContext* io, int64_t res) {
   bool reposted = false;
   {
     LockGuard g(sc->mu);
-    sc->unlink_op(io);
+    --sc->ops_count;
     --sc->sends_posted;
     // Refill this context from the queue and post it again: no pool round trip.
     const ConnState st = sc->state.load();
@@ -765,7 +779,7 @@ void Engine::on_disconnect(IoContext* io, int64_t res) {
   SocketContext* sc = sockets_->slot(io->owner.index);
   {
     LockGuard g(sc->mu);
-    sc->unlink_op(io);
+    --sc->ops_count;
     sc->reusable = res == 0;
   }
   release_io(io);
@@ -785,7 +799,7 @@ bool Engine::close(Handle conn, CloseReason reason) {
 // failing drain, the peer's FIN, a reset, a bad frame, the drain deadline). The first
 // close names the reason; exactly one transition drops the open reference.
 bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
-  std::vector<uint8_t> unsent;  // freed after the lock is released
+  std::unique_ptr<SendQueue> unsent;  // freed after the lock is released
   bool first, draining = false;
   {
     LockGuard g(sc->mu);
@@ -798,7 +812,7 @@ bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
     if (first && graceful(reason)) {
       draining_.fetch_add(1);
       // The deadline before the state: the keeper reads the state, then the deadline.
-      sc->drain_deadline_ms.store(clock_ms() + cfg_.drain_timeout_ms, std::memory_order_relaxed);
+      sc->drain_start_tick.store(tick_ms(), std::memory_order_relaxed);
       sc->state.store(ConnState::draining);
       finish_drain(sc);
       draining = true;
@@ -806,7 +820,6 @@ bool Engine::close_sc(SocketContext* sc, Handle expect, CloseReason reason) {
       sc->state.store(ConnState::closing);
       // Queued bytes were never posted; posted sends complete (or cancel) on their own.
       unsent.swap(sc->sendq);
-      sc->sendq_head = 0;
     }
   }
   if (first) count_close(reason);
@@ -853,10 +866,10 @@ bool Engine::post_disconnect(SocketContext* sc) {
   {
     LockGuard g(sc->mu);
     sc->outstanding.fetch_add(1);
-    sc->link_op(io);
+    ++sc->ops_count;
     ok = port_->post_disconnect(sc, io);
     if (!ok) {
-      sc->unlink_op(io);
+      --sc->ops_count;
       sc->outstanding.fetch_sub(1);
     }
   }
@@ -881,9 +894,11 @@ void Engine::finalize(SocketContext* sc) {
   Handle h;
   CloseReason reason;
   socket_t s;
+  std::unique_ptr<SendQueue> rest;  // a drained queue's kept capacity; freed unlocked
   {
     LockGuard g(sc->mu);
     assert(sc->ops_count == 0 && sc->rx_parked == nullptr);
+    rest.swap(sc->sendq);
     h = sc->self;
     reason = sc->close_reason;
     sc->state.store(ConnState::closed);
@@ -913,7 +928,7 @@ void Engine::finalize(SocketContext* sc) {
     sc->state.store(ConnState::free);
     counted = sc->ip_counted;
     sc->ip_counted = false;
-    ip = sc->ip;
+    if (counted) ip = ip_of(h.index);
   }
   if (counted) forget_ip(ip);
   sockets_->release(h);
@@ -921,19 +936,24 @@ void Engine::finalize(SocketContext* sc) {
 }
 
 void Engine::dump(FILE* out) {
-  static const char* kinds[] = {"none", "accept", "recv", "send", "disconnect"};
   for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
     SocketContext* sc = sockets_->slot(i);
     if (!sc) break;  // slots are built in order: none past this one was ever used
     LockGuard g(sc->mu);
     if (sc->state.load() == ConnState::free) continue;
-    fprintf(out, "conn %u/%u state=%d outstanding=%u sends_posted=%u queued=%zu rx_busy=%d ops:",
-            sc->self.index, sc->self.gen, int(sc->state.load()), sc->outstanding.load(), sc->sends_posted,
-            sc->queued(), int(sc->rx_busy));
-    for (IoContext* io = sc->ops_head; io; io = io->op_next)
-      fprintf(out, " %s(len=%u off=%u)", kinds[int(io->kind)], io->len, io->off);
-    fprintf(out, "\n");
+    fprintf(out, "conn %u/%u state=%d outstanding=%u ops=%u sends_posted=%u queued=%zu rx_busy=%d\n",
+            sc->self.index, sc->self.gen, int(sc->state.load()), sc->outstanding.load(), sc->ops_count,
+            sc->sends_posted, sc->queued(), int(sc->rx_busy));
   }
+}
+
+// Under the I/O pool's lock, so no buffer being discarded can be handed out meanwhile.
+void Engine::trim_buffers() {
+  const size_t bs = cfg_.buffer_size;
+  BufferSlab& slab = *slab_;
+  uint64_t released = 0;
+  ios_->trim_cold([&](uint32_t first, uint32_t n) { released += slab.discard(size_t(first) * bs, size_t(n) * bs); });
+  if (released) buffer_bytes_released_.fetch_add(released, std::memory_order_relaxed);
 }
 
 EngineStats Engine::stats() {
@@ -965,6 +985,7 @@ EngineStats Engine::stats() {
   s.addresses_tracked = ac.tracked;
   s.addresses_banned = ac.banned_now;
   s.bans_total = ac.bans_total;
+  s.buffer_bytes_released = buffer_bytes_released_.load();
   for (size_t i = 0; i < static_cast<size_t>(CloseReason::count_); ++i) s.closes[i] = closes_[i].load();
   return s;
 }

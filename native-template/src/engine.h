@@ -77,6 +77,9 @@ struct EngineStats {
   uint64_t addresses_tracked = 0;
   uint64_t addresses_banned = 0;       // under a ban now
   uint64_t bans_total = 0;
+  // Bytes of I/O buffer pages handed back to the OS after lying unused for
+  // buffer_trim_ms (Linux: the resident pages dropped; Windows: the pages reset).
+  uint64_t buffer_bytes_released = 0;
   uint64_t closes[static_cast<size_t>(CloseReason::count_)] = {};
   uint64_t close_count(CloseReason r) const { return closes[static_cast<size_t>(r)]; }
 };
@@ -127,6 +130,8 @@ class Engine {
   // Diagnostics: one line per open connection with its posted ops.
   void dump(FILE* out);
   uint16_t port() const { return bound_port_; }
+  // Resident bytes of the I/O buffer slab (Linux; 0 where the OS cannot tell), for tests.
+  size_t buffer_bytes_resident() const { return slab_->resident_bytes(); }
   // The backend, for tests that look below the engine (null before start()).
   Port* backend() { return port_.get(); }
   const char* backend_name() const;
@@ -166,11 +171,17 @@ class Engine {
   void admit_queued();
   void tell_positions();
   void refuse_queued();
-  void enforce_timeouts(uint64_t now);
+  void enforce_timeouts(uint32_t now);
+  // Hands the pages of I/O buffers free for a whole buffer_trim_ms back to the OS.
+  void trim_buffers();
   void wake_keeper();
   uint64_t clock_ms() const {
     return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0_).count());
   }
+  // The clock modulo 2^32, for the per-socket stamps (socket_context.h).
+  uint32_t tick_ms() const { return uint32_t(clock_ms()); }
+  IoContext* stream_of(uint32_t slot) { return reinterpret_cast<IoContext*>(streams_->data()) + slot; }
+  IpKey& ip_of(uint32_t slot) { return reinterpret_cast<IpKey*>(ips_->data())[slot]; }
   bool post_recv_new(SocketContext* sc);
   bool post_recv(SocketContext* sc, IoContext* io);
   bool post_recv_stream(SocketContext* sc);
@@ -193,6 +204,10 @@ class Engine {
   FrameSink* sink_;
   std::unique_ptr<MessageTable> table_;
   std::unique_ptr<BufferSlab> slab_;  // io_contexts * buffer_size
+  // Per socket slot, out of SocketContext: the provided-buffer receive (io_uring only) and
+  // the counted peer address (per-address limits only). Pages are touched only when used.
+  std::unique_ptr<BufferSlab> streams_;
+  std::unique_ptr<BufferSlab> ips_;
   std::unique_ptr<Pool<SocketContext>> sockets_;
   std::unique_ptr<Pool<IoContext>> ios_;
   std::unique_ptr<Port> port_;
@@ -213,6 +228,7 @@ class Engine {
   std::atomic<uint64_t> closes_[static_cast<size_t>(CloseReason::count_)] = {};
   std::atomic<uint64_t> frames_dropped_{0}, drain_timeouts_{0};
   std::atomic<uint64_t> sockets_reused_{0}, socket_reuse_fallbacks_{0};
+  std::atomic<uint64_t> buffer_bytes_released_{0};
 
   const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();  // clock_ms() zero
   Admission admission_;

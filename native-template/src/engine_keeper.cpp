@@ -1,7 +1,7 @@
 // The engine's housekeeping thread, the keeper. It admits queued logins in order as
 // per-socket contexts come free and tells the waiting clients their position; it closes
 // idle connections, resets graceful closes that outlive their deadline, and forgets
-// addresses that no longer need tracking. Timestamps come from the engine's clock, not
+// addresses that no longer need tracking, and hands long-unused buffer pages back to the OS. Timestamps come from the engine's clock, not
 // from the keeper, so a keeper that runs late only closes late, never early.
 #include <algorithm>
 #include <vector>
@@ -61,7 +61,7 @@ bool Engine::enqueue_login(Accepted& a) {
 }
 
 void Engine::keeper_main() {
-  uint64_t last_tell = 0, last_sweep = 0, last_scan = 0;
+  uint64_t last_tell = 0, last_sweep = 0, last_scan = 0, last_trim = 0;
   // Idle connections and stalled frames are looked for a few times per timeout, at
   // least once a second.
   uint64_t scan_every = 0;
@@ -84,8 +84,12 @@ void Engine::keeper_main() {
       last_tell = now;
     }
     if (draining_.load() > 0 || (scan_every && now - last_scan >= scan_every)) {
-      enforce_timeouts(now);
+      enforce_timeouts(uint32_t(now));
       last_scan = now;
+    }
+    if (cfg_.buffer_trim_ms && now - last_trim >= cfg_.buffer_trim_ms) {
+      trim_buffers();
+      last_trim = now;
     }
     if (admission_.enabled() && now - last_sweep >= kSweepEveryMs) {
       admission_.sweep(now);
@@ -168,23 +172,27 @@ void Engine::refuse_queued() {
   }
 }
 
-void Engine::enforce_timeouts(uint64_t now) {
-  const uint64_t idle = cfg_.idle_timeout_ms;
-  const uint64_t frame = cfg_.frame_timeout_ms;
+// Stamps are ticks (mod 2^32); a worker may stamp a tick later than now, which the signed
+// difference reads as negative, never as a long time ago.
+void Engine::enforce_timeouts(uint32_t now) {
+  const int32_t idle = int32_t(cfg_.idle_timeout_ms);
+  const int32_t frame = int32_t(cfg_.frame_timeout_ms);
+  const int32_t drain = int32_t(cfg_.drain_timeout_ms);
+  auto since = [now](uint32_t t) { return int32_t(now - t); };
   for (uint32_t i = 0; i < sockets_->capacity(); ++i) {
     const Handle h = sockets_->current(i);
     if (!h.valid()) continue;
     SocketContext* sc = sockets_->slot(i);
     if (!sc) continue;
     const ConnState st = sc->state.load();
-    const uint64_t started = frame && st == ConnState::open ? sc->frame_started_ms.load(std::memory_order_relaxed) : 0;
-    if (started && now > started + frame) {
+    const uint32_t started = frame && st == ConnState::open ? sc->frame_start_tick.load(std::memory_order_relaxed) : 0;
+    if (started && since(started) > frame) {
       // A trickle keeps the idle timer fresh; a frame begun this long ago is an attack
       // or a dead link: reset it, so it costs nothing more.
       close_sc(sc, h, CloseReason::frame_timeout);
-    } else if (st == ConnState::open && idle && now > sc->last_rx_ms.load(std::memory_order_relaxed) + idle) {
+    } else if (st == ConnState::open && idle && since(sc->last_rx_tick.load(std::memory_order_relaxed)) > idle) {
       close_sc(sc, h, CloseReason::idle_timeout);
-    } else if (st == ConnState::draining && now > sc->drain_deadline_ms.load(std::memory_order_relaxed)) {
+    } else if (st == ConnState::draining && since(sc->drain_start_tick.load(std::memory_order_relaxed)) > drain) {
       // The peer has not taken what was sent, or not closed its side: reset it.
       if (close_sc(sc, h, CloseReason::slow_consumer)) drain_timeouts_.fetch_add(1, std::memory_order_relaxed);
     }

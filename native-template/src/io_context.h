@@ -22,14 +22,11 @@ struct IoContext {
   uint32_t cap = 0;            // slice size
   uint32_t len = 0;            // bytes valid (send) / requested (recv)
   uint32_t off = 0;            // bytes already sent (partial sends)
-  uint64_t seq = 0;            // receive order (recv_depth > 1)
+  uint32_t seq = 0;            // receive order (recv_depth > 1), compared modulo 2^32
   socket_t accept_sock = kInvalidSocket;  // accepted socket (AcceptEx: pre-created)
   int peer_addr_len = 0;       // bytes of the peer sockaddr in addr_area()
-  // Intrusive links. op_*: the owning socket's list of posted ops (under
-  // SocketContext::mu). q_next: whichever single queue currently owns the
-  // context (backend queue, send queue, reorder list, done list).
-  IoContext* op_prev = nullptr;
-  IoContext* op_next = nullptr;
+  // Intrusive link: whichever single queue currently owns the context (backend queue,
+  // send queue, reorder list, done list).
   IoContext* q_next = nullptr;
   int64_t result = 0;          // backend scratch for synthetic completions
   void* backend = nullptr;     // backend scratch
@@ -48,7 +45,7 @@ struct IoContext {
     seq = 0;
     accept_sock = kInvalidSocket;
     peer_addr_len = 0;
-    op_prev = op_next = q_next = nullptr;
+    q_next = nullptr;
     result = 0;
     backend = nullptr;
   }

@@ -3,9 +3,13 @@
 // recognised. All storage is reserved in the constructor; acquire/release
 // never allocate and never block beyond one short leaf lock. Slots are
 // constructed when first handed out (lowest index first), so a pool sized
-// for many connections costs memory only for the slots a load has used.
+// for many connections costs memory only for the slots a load has used. The free list is a
+// stack: the most recently released slot is handed out first, so a steady load keeps
+// reusing the same few slots and the rest lie cold at the bottom, where trim_cold() finds
+// them.
 #pragma once
 #include <atomic>
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <functional>
@@ -56,6 +60,7 @@ class Pool {
       free_[i] = cap_ - 1 - i;
     }
     free_top_ = cap_;
+    clean_ = low_ = cap_;
   }
   explicit Pool(uint32_t capacity) : Pool(capacity, [](T&, uint32_t) {}) {}
   ~Pool() {
@@ -73,6 +78,8 @@ class Pool {
       return Handle{};
     }
     uint32_t i = free_[--free_top_];
+    if (low_ > free_top_) low_ = free_top_;
+    if (clean_ > free_top_) clean_ = free_top_;
     build_through(i);
     uint32_t gen = gens_[i].load(std::memory_order_relaxed) + 1;
     gens_[i].store(gen, std::memory_order_release);
@@ -135,6 +142,37 @@ class Pool {
     return failed_;
   }
 
+  // For slots free since the previous call, not yet discarded: discard(first, count) runs
+  // for each run of consecutive indices, under the pool's lock so none of them can be
+  // handed out meanwhile. Called periodically, so "free since the previous call" means
+  // unused for at least one period. Works in batches, letting acquirers in between.
+  //
+  // Stack positions below low_ have not been popped since the last call: their slots stayed
+  // free. Positions below clean_ are discarded already (or were never used) and stay so
+  // while the stack does not shrink below them.
+  template <class Discard>
+  void trim_cold(Discard discard) {
+    constexpr uint32_t kBatch = 64;
+    uint32_t idx[kBatch];
+    for (;;) {
+      LockGuard g(mu_);
+      if (clean_ >= low_) {
+        low_ = free_top_;  // the next period starts
+        return;
+      }
+      const uint32_t n = low_ - clean_ < kBatch ? low_ - clean_ : kBatch;
+      for (uint32_t k = 0; k < n; ++k) idx[k] = free_[clean_ + k];
+      std::sort(idx, idx + n);
+      for (uint32_t k = 0; k < n;) {
+        uint32_t run = 1;
+        while (k + run < n && idx[k + run] == idx[k] + run) ++run;
+        discard(idx[k], run);
+        k += run;
+      }
+      clean_ += n;
+    }
+  }
+
  private:
   static void run_hook(T& t) {
     if constexpr (detail::has_release_hook<T>::value) t.on_pool_release();
@@ -159,6 +197,8 @@ class Pool {
   std::unique_ptr<uint32_t[]> free_;
   RankedMutex mu_;
   uint32_t free_top_ GUARDED_BY(mu_) = 0;
+  uint32_t low_ GUARDED_BY(mu_) = 0;    // lowest free_top_ since the last trim_cold()
+  uint32_t clean_ GUARDED_BY(mu_) = 0;  // free_[0, clean_): discarded or never used
   uint32_t high_water_ GUARDED_BY(mu_) = 0;
   uint64_t failed_ GUARDED_BY(mu_) = 0;
 };

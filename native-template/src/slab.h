@@ -1,15 +1,18 @@
 // The I/O buffers' memory: zeroed pages straight from the OS, touched only when a buffer is
 // first used. A server sized for many connections starts small and grows with its load;
-// zero-filling the slab up front would make every page resident at start.
+// zero-filling the slab up front would make every page resident at start. discard() hands
+// pages of unused buffers back, so a burst's memory does not stay resident for good.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <vector>
 
 #ifdef _WIN32
 #include "net.h"  // Windows headers in the order winsock needs
 #else
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 namespace iocpgen {
@@ -38,7 +41,58 @@ class BufferSlab {
 
   uint8_t* data() const { return data_; }
 
+  // The whole pages within [offset, offset + len) lose their contents and go back to the
+  // OS; the next touch gets a zeroed page. No one may use those bytes meanwhile. Returns
+  // the bytes released: those that were resident (Linux), or the bytes reset (Windows).
+  size_t discard(size_t offset, size_t len) {
+    const size_t page = page_size();
+    const size_t lo = (offset + page - 1) / page * page;
+    const size_t hi = (offset + len) / page * page;
+    if (hi <= lo) return 0;
+#ifdef _WIN32
+    // MEM_RESET: the contents need not be kept, so they are never written to the page
+    // file (a decommit could fail to recommit). VirtualUnlock on pages that are not locked
+    // takes them out of the working set now; it reports "not locked", as expected.
+    if (!VirtualAlloc(data_ + lo, hi - lo, MEM_RESET, PAGE_READWRITE)) return 0;
+    VirtualUnlock(data_ + lo, hi - lo);
+    return hi - lo;
+#else
+    const size_t was = resident(lo, hi - lo);
+    // DONTNEED, not FREE: the pages leave the process's RSS now, not under pressure.
+    return madvise(data_ + lo, hi - lo, MADV_DONTNEED) == 0 ? was : 0;
+#endif
+  }
+
+  // Bytes of the slab now resident (0 where the OS cannot tell cheaply).
+  size_t resident_bytes() const { return resident(0, bytes_); }
+
+  static size_t page_size() {
+#ifdef _WIN32
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return si.dwPageSize;
+#else
+    static const size_t page = size_t(sysconf(_SC_PAGESIZE));
+    return page;
+#endif
+  }
+
  private:
+  size_t resident(size_t offset, size_t len) const {
+#ifdef _WIN32
+    (void)offset;
+    (void)len;
+    return 0;
+#else
+    const size_t page = page_size();
+    std::vector<unsigned char> v((len + page - 1) / page);
+    if (v.empty() || mincore(data_ + offset, len, v.data()) != 0) return 0;
+    size_t n = 0;
+    for (unsigned char c : v) n += c & 1u;
+    return n * page;
+#endif
+  }
+
   size_t bytes_;
   uint8_t* data_ = nullptr;
 };

@@ -2,6 +2,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "admission.h"
@@ -50,82 +51,77 @@ struct PortSocketState {
   RankedMutex mu{LockRank::port_socket};  // epoll: guards the queues below
   IoQueue recv_q;     // posted, not yet performed
   IoQueue send_q;
+  int ring = 0;       // uring: owning ring
   bool cancelled = false;  // posts after cancel complete at once with kIoCanceled
   bool registered = false;
   bool send_inflight = false;  // uring: one send SQE in flight per socket
   bool recv_inflight = false;  // uring: one recv SQE in flight per socket
   bool starved = false;        // uring: multishot recv ended with ENOBUFS, waits for a buffer
-  int ring = 0;       // uring: owning ring
-  void* extra = nullptr;
+  bool skip_on_success = false;  // IOCP: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set
 
   // A backend's associate() starts each connection's state afresh with this: the state is
   // the backend's alone, so the engine never writes it.
   void reset() {
     recv_q = IoQueue{};
     send_q = IoQueue{};
-    cancelled = registered = send_inflight = recv_inflight = starved = false;
     ring = 0;
-    extra = nullptr;
+    cancelled = registered = send_inflight = recv_inflight = starved = skip_on_success = false;
   }
 };
 
+// Bytes waiting to be posted (under SocketContext::mu). Allocated only while a connection
+// has more to send than its posted sends hold, so an idle connection pays one pointer.
+struct SendQueue {
+  std::vector<uint8_t> bytes;
+  size_t head = 0;  // bytes already copied into a posted send
+  size_t queued() const { return bytes.size() - head; }
+};
+
+// One per connection slot, so its size is every idle connection's cost: at most 192 bytes
+// (asserted below). Fields are grouped by size so that nothing pads.
 struct SocketContext {
   RankedMutex mu{LockRank::socket};
   socket_t sock = kInvalidSocket;
-  Handle self;
-  std::atomic<ConnState> state{ConnState::free};
   // Posted operations + 1 while open. Whoever drops it to zero frees the slot.
   std::atomic<uint32_t> outstanding{0};
+  Handle self;
+  std::atomic<ConnState> state{ConnState::free};
   CloseReason close_reason = CloseReason::none;
   bool announced = false;  // on_open was delivered, so on_close is owed
   bool reusable = false;   // disconnect completed: hand the socket back to the port
   bool reuse_wanted = false;  // closed in a way that could keep the socket (counted either way)
   bool fin_sent = false;   // draining: our side is shut down for sending
-  IpKey ip;                // counted in the engine's admission table while connected
-  bool ip_counted = false;
-  // Engine clock (ms) of the last received bytes, for the idle timeout; and when a
-  // draining connection is reset if it has not finished.
-  std::atomic<uint64_t> last_rx_ms{0};
-  std::atomic<uint64_t> drain_deadline_ms{0};
-  // Engine clock (ms) when the partial frame in the decoder began; 0: none pending.
-  std::atomic<uint64_t> frame_started_ms{0};
-
-  // Posted ops, for diagnostics (under mu).
-  IoContext* ops_head = nullptr;
+  bool ip_counted = false;  // its address is counted in the admission table (Engine::ips_)
+  bool rx_busy = false;    // a thread is processing this socket's receives (under mu)
+  // Engine ticks (Engine::tick_ms: milliseconds modulo 2^32, compared by wrapping
+  // difference, so they hold for any engine lifetime while each timeout is below 2^31 ms):
+  // the last received bytes (idle timeout), the start of a graceful close (drain deadline),
+  // and when the decoder's partial frame began (0: none pending; a start at tick 0 is
+  // stamped 1).
+  std::atomic<uint32_t> last_rx_tick{0};
+  std::atomic<uint32_t> drain_start_tick{0};
+  std::atomic<uint32_t> frame_start_tick{0};
+  // Receive side (under mu): in-order processing for recv_depth > 1. Sequence numbers
+  // are compared modulo 2^32; fewer than recv_depth receives are ever outstanding.
+  uint32_t rx_post_seq = 0;
+  uint32_t rx_next_seq = 0;
+  // Posted ops (under mu), for diagnostics and the check that none is left at the end.
   uint32_t ops_count = 0;
-
-  // Receive side (under mu): in-order processing for recv_depth > 1.
-  FrameDecoder decoder;
-  uint64_t rx_post_seq = 0;
-  uint64_t rx_next_seq = 0;
+  uint32_t sends_posted = 0;  // under mu
   IoContext* rx_parked = nullptr;   // completed out of order (q_next list)
-  bool rx_busy = false;
-  // Provided receive buffers: the one posted recv, holding no buffer.
-  IoContext rx_stream;
-
+  FrameDecoder decoder;
   // Send side (under mu). Bytes beyond what the posted sends hold wait here, bounded by
   // send_queue_limit; they hold no I/O context, so a connection never has more than
   // send_depth send contexts from the pool, as the pool arithmetic assumes.
-  std::vector<uint8_t> sendq;
-  size_t sendq_head = 0;            // bytes of sendq already copied into a posted send
-  uint32_t sends_posted = 0;
-  size_t queued() const { return sendq.size() - sendq_head; }
+  std::unique_ptr<SendQueue> sendq;
+  size_t queued() const { return sendq ? sendq->queued() : 0; }
 
   PortSocketState port;
-
-  void link_op(IoContext* io) {
-    io->op_prev = nullptr;
-    io->op_next = ops_head;
-    if (ops_head) ops_head->op_prev = io;
-    ops_head = io;
-    ++ops_count;
-  }
-  void unlink_op(IoContext* io) {
-    if (io->op_prev) io->op_prev->op_next = io->op_next; else ops_head = io->op_next;
-    if (io->op_next) io->op_next->op_prev = io->op_prev;
-    io->op_prev = io->op_next = nullptr;
-    --ops_count;
-  }
 };
+
+// Kept out of line, in slot-indexed arrays touched only when used (engine.h): the peer
+// address, needed only with per-address limits (Engine::ips_), and the buffer-less receive
+// of provided-buffer receives, needed only on io_uring (Engine::streams_).
+static_assert(sizeof(SocketContext) <= 192, "SocketContext is every idle connection's cost: keep it at most 192 bytes");
 
 }  // namespace iocpgen

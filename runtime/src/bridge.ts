@@ -2,7 +2,7 @@
 // How the runtime and the native addon read each other: record layouts, options, stats.
 
 /** The declaration's hash; the addon reports its own, and they must match. */
-export const BRIDGE_HASH = 'a2830e8a442172ca'
+export const BRIDGE_HASH = '3df6057f1c668ebf'
 
 /** Kinds of event record. */
 export const EventKind = {open: 1, frame: 2, close: 3} as const
@@ -120,6 +120,8 @@ export interface EngineStats {
   socketsReused: number
   /** Sockets closed although reuse was asked for: it does not work on this system, or the disconnect failed (0 on Linux). */
   socketReuseFallbacks: number
+  /** Bytes of I/O buffer pages handed back to the OS after lying unused for a while (Linux: resident pages dropped; Windows: pages reset). */
+  bufferBytesReleased: number
   /** Clients waiting for a per-socket context, and what became of those that waited. */
   loginQueue: {
     waiting: number

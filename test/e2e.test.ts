@@ -199,6 +199,21 @@ describe('a generated server', () => {
     c.s.destroy()
   })
 
+  it('echoes every message type in production mode too, where bytes are views of the receive batch', async () => {
+    const prod = await startServer('dist/src/e2e-main.js', {NODE_ENV: 'production', IOCPGEN_DEV: ''})
+    try {
+      const c = await client(prod.port)
+      // Several frames in one write, so their views share one batch.
+      const sent = Object.entries(samples).map(([name, message]) => encode(name, message))
+      c.s.write(Buffer.concat(sent))
+      for (const f of sent) expect((await c.next()).equals(f)).toBe(true)
+      c.s.destroy()
+    } finally {
+      prod.child.kill('SIGTERM')
+      expect(await prod.exited).toBe(0)
+    }
+  })
+
   it('keeps the order of many frames, split and coalesced across writes', async () => {
     const c = await client()
     const frames = Array.from({length: 500}, (_, i) => encode('Numbers', {...(samples.Numbers as object), c: i}))

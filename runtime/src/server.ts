@@ -71,7 +71,9 @@ export interface ServerStats extends NativeStats {
 }
 
 export interface ServerEvents<T extends ProtocolTypes, S> {
+  /** A client connected. While this is listened to, sessions are made at connect, not on first use. */
   open: [Session<T, S>]
+  /** A client left. While this is listened to, a client that never had a session gets one for this. */
   close: [Session<T, S>, string]
   /** User code failed: `source` names it as handlerErrorsByName does. The session, if any, is being closed. */
   error: [Error, Session<T, S> | undefined, string]
@@ -87,6 +89,7 @@ export type Handlers<T extends ProtocolTypes, S> = {[K in T['inbound']]: Handler
 export interface ServerDefinition<T extends ProtocolTypes, S> {
   protocol: Protocol<T>
   handlers: Handlers<T, S>
+  /** Runs when a client's session is made: at its first message or first lookup, not at connect (see Server). */
   initialState: () => S
 }
 
@@ -120,7 +123,11 @@ interface Inbound {
   handler: AnyHandler | undefined
 }
 
-/** A server speaking protocol T, keeping state S per client. */
+/**
+ * A server speaking protocol T, keeping state S per client. A client's Session is made when
+ * first needed (its first frame, session(id), sendTo, or an 'open'/'close' listener), so an
+ * idle client costs no JS object; stats().sessions counts every connected client.
+ */
 export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extends EventEmitter<ServerEvents<T, S>> implements SessionHost {
   private native: NativeServer | undefined
   /** Sessions made so far, by slot. A client gets one on first use (see materialize). */

@@ -186,6 +186,8 @@ describe('bytes fields: views, and their lifetime', () => {
     expect(() => kept!.data).toThrow(/Blob\.data/)
     expect(() => kept!.list[0]).toThrow(/Blob\.list\[0\]/)
     expect(() => item!.slice()).toThrow(/Blob\.list\[0\]/)
+    // Its memory is gone too: indexing reads nothing.
+    expect(view![0]).toBeUndefined()
   })
 
   it('in development, an async handler may use its views until its first await', async () => {

@@ -1,7 +1,7 @@
 // The lifetime of a message's bytes: `bytes` fields are views of the received data, valid
-// until the handler returns or first awaits. In development the server hands each handler
-// a private copy of the frame and, once the handler's synchronous part is over, detaches
-// it and makes every later use of its views throw MessageLifetimeError.
+// until the handler returns or first awaits. In development each bytes field is decoded
+// into memory of its own which, once the handler's synchronous part is over, is detached,
+// and every later use of the field or its view throws MessageLifetimeError.
 
 /** Thrown in development when a message's bytes are used after their handler returned. */
 export class MessageLifetimeError extends Error {
@@ -20,31 +20,28 @@ export function devMode(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.NODE_ENV !== 'production'
 }
 
-/** A frame's payload in its own ArrayBuffer, which expire() can detach. */
-export function ownCopy(batch: Buffer, start: number, end: number): Buffer {
-  const copy = Buffer.from(new ArrayBuffer(end - start))
-  batch.copy(copy, 0, start, end)
-  return copy
-}
-
 const lifetimeError = (path: string): MessageLifetimeError =>
   new MessageLifetimeError(`${path} was used after its handler returned or awaited: bytes fields are views of the received frame, valid only until then. Copy what you keep with .slice() inside the handler.`)
 
-// Everything a Uint8Array offers, so a kept view throws on use instead of reading as empty.
-const VIEW_KEYS: readonly PropertyKey[] = (() => {
-  const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object
-  const keys = new Set<PropertyKey>([...Reflect.ownKeys(typedArrayProto), ...Reflect.ownKeys(Uint8Array.prototype), 'valueOf'])
+/** Where each expired view was in its message, for the error. */
+const paths = new WeakMap<object, string>()
+
+// The prototype of an expired view: still a Uint8Array to instanceof, but every property and
+// method throws, so a kept view fails on use instead of reading as empty.
+const EXPIRED: Uint8Array = (() => {
+  const proto = Object.create(Uint8Array.prototype) as Uint8Array
+  const keys = new Set<PropertyKey>([...Reflect.ownKeys(Object.getPrototypeOf(Uint8Array.prototype) as object), ...Reflect.ownKeys(Uint8Array.prototype), 'valueOf', 'toJSON'])
   keys.delete('constructor')
   keys.delete(Symbol.toStringTag)
-  return [...keys]
-})()
-
-function guardView(view: Uint8Array, path: string): void {
-  const get = (): never => {
-    throw lifetimeError(path)
+  for (const key of keys) {
+    Object.defineProperty(proto, key, {
+      get(this: object): never {
+        throw lifetimeError(paths.get(this) ?? 'a bytes field')
+      },
+    })
   }
-  for (const key of VIEW_KEYS) Object.defineProperty(view, key, {get, configurable: true})
-}
+  return proto
+})()
 
 const isPlain = (v: object): boolean => {
   const proto = Object.getPrototypeOf(v) as unknown
@@ -52,10 +49,12 @@ const isPlain = (v: object): boolean => {
 }
 
 /**
- * Ends the lifetime of a message decoded from `frame`: each view of the frame still in the
- * message (at any depth) throws when read or used, and the frame's memory is detached.
+ * Ends the lifetime of `views`, the bytes decoded into `message` (each in its own memory):
+ * where the message still holds one (at any depth), reading that field throws; the views
+ * themselves throw when used, and their memory is detached.
  */
-export function expire(message: unknown, frame: ArrayBufferLike, type: string): void {
+export function expire(message: unknown, views: readonly Uint8Array[], type: string): void {
+  const mine = new Set(views)
   const seen = new Set<object>()
   const walk = (holder: Record<PropertyKey, unknown>, path: string): void => {
     if (seen.has(holder)) return
@@ -65,8 +64,8 @@ export function expire(message: unknown, frame: ArrayBufferLike, type: string): 
       const at = array ? `${path}[${key}]` : `${path}.${key}`
       const v = holder[key]
       if (v instanceof Uint8Array) {
-        if (v.buffer !== frame) continue
-        guardView(v, at)
+        if (!mine.has(v)) continue
+        paths.set(v, at)
         Object.defineProperty(holder, key, {
           get: (): never => {
             throw lifetimeError(at)
@@ -82,11 +81,15 @@ export function expire(message: unknown, frame: ArrayBufferLike, type: string): 
     }
   }
   if (typeof message === 'object' && message !== null) walk(message as Record<PropertyKey, unknown>, type)
-  detach(frame)
+  for (const v of views) {
+    if (!paths.has(v)) paths.set(v, `a bytes field of ${type}`)
+    detach(v.buffer)
+    Object.setPrototypeOf(v, EXPIRED)
+  }
 }
 
-function detach(frame: ArrayBufferLike): void {
-  const transfer = (frame as ArrayBuffer & {transfer?: () => ArrayBuffer}).transfer
-  if (typeof transfer === 'function') transfer.call(frame)
-  else structuredClone(frame, {transfer: [frame as ArrayBuffer]})
+function detach(memory: ArrayBufferLike): void {
+  const transfer = (memory as ArrayBuffer & {transfer?: () => ArrayBuffer}).transfer
+  if (typeof transfer === 'function') transfer.call(memory)
+  else structuredClone(memory, {transfer: [memory as ArrayBuffer]})
 }

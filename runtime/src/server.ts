@@ -5,7 +5,7 @@ import {EventEmitter} from 'node:events'
 import {type Addon, loadAddon, type NativeServer, type NativeStats} from './addon.js'
 import {EVENT_GEN, EVENT_INDEX, EVENT_KIND, EVENT_LEN, EVENT_REASON, EVENT_SIZE, EVENT_TYPE, EventKind, BROADCAST_MARK, HANDLE_GEN, HANDLE_INDEX, HANDLE_SIZE, type NativeOptions, SEND_GEN, SEND_INDEX, SEND_LEN, SEND_SIZE} from './bridge.js'
 import {type Codec, type MessageOf, type Protocol, type ProtocolTypes, RUNTIME_API} from './protocol.js'
-import {devMode, expire, ownCopy} from './lifetime.js'
+import {devMode, expire} from './lifetime.js'
 import {type Connection, Session, type SessionHost, sessionId, SLOT_BITS} from './session.js'
 import {Slots} from './slots.js'
 import {DecodeError, Reader, Writer} from './wire.js'
@@ -471,13 +471,12 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     if (s.gen !== gen || !s.open) return
     const inbound = this.inbound[type]
     let message: unknown
-    // In development the handler gets its own copy of the frame, detached once it returns.
-    const frame = this.dev ? ownCopy(batch, start, end) : undefined
+    // In development bytes are decoded into memory of their own, expired after the handler.
+    const views: Uint8Array[] | undefined = this.dev ? [] : undefined
     try {
       if (!inbound) throw new DecodeError(`unknown type id ${type}`)
       const r = this.reader
-      if (frame) r.reset(frame, 0, frame.length)
-      else r.reset(batch, start, end)
+      r.reset(batch, start, end, views)
       message = inbound.decode(r)
       r.done()
     } catch (error) {
@@ -494,23 +493,24 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     }
     // Frames of one session are handled in order: while an async handler runs, later
     // frames of that session wait for it. Synchronous handlers never allocate a promise.
+    const owned = views && views.length > 0 ? views : undefined
     if (s.pending) {
       // Once the runtime has closed the session, frames still waiting are dropped.
       const session = s
-      this.track(s, s.pending.then(() => (this.closedFor.has(session) ? frame && expire(message, frame.buffer, inbound.name) : this.handle(inbound, session, message, frame))))
+      this.track(s, s.pending.then(() => (this.closedFor.has(session) ? owned && expire(message, owned, inbound.name) : this.handle(inbound, session, message, owned))))
     } else {
-      const p = this.handle(inbound, s, message, frame)
+      const p = this.handle(inbound, s, message, owned)
       if (p) this.track(s, p)
     }
   }
 
   /** Runs a handler; in development, ends its message's lifetime when the handler returns or first awaits. */
-  private handle(inbound: Inbound, s: Session<T, S>, message: unknown, frame: Buffer | undefined): Promise<void> | undefined {
-    if (!frame) return this.call(inbound, s, message)
+  private handle(inbound: Inbound, s: Session<T, S>, message: unknown, views: Uint8Array[] | undefined): Promise<void> | undefined {
+    if (!views) return this.call(inbound, s, message)
     try {
       return this.call(inbound, s, message)
     } finally {
-      expire(message, frame.buffer, inbound.name)
+      expire(message, views, inbound.name)
     }
   }
 

@@ -19,11 +19,18 @@ export class Reader {
     this.end = end
   }
 
+  /**
+   * Views handed out are collected here, each a copy in memory of its own, instead of being
+   * views of the payload: development mode expires them after the handler (lifetime.ts).
+   */
+  private copies: Uint8Array[] | undefined
+
   /** Points the reader at another payload: the server reuses one reader for every frame. */
-  reset(buf: Buffer, start: number, end: number): void {
+  reset(buf: Buffer, start: number, end: number, copies?: Uint8Array[]): void {
     this.buf = buf
     this.off = start
     this.end = end
+    this.copies = copies
   }
 
   get remaining(): number {
@@ -86,7 +93,12 @@ export class Reader {
     const n = this.length(max, prefix, 'byte')
     const at = this.take(n)
     const b = this.buf
-    return new Uint8Array(b.buffer, b.byteOffset + at, n)
+    const view = new Uint8Array(b.buffer, b.byteOffset + at, n)
+    if (!this.copies) return view
+    const copy = new Uint8Array(n)
+    copy.set(view)
+    this.copies.push(copy)
+    return copy
   }
 
   array<T>(max: number, prefix: number, item: () => T): T[] {

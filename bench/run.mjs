@@ -208,10 +208,10 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 function echoServers(echoServer) {
   const main = join(echoServer, 'dist', 'src', 'main.js')
   return {
-    iocpgen: {cmd: process.execPath, args: [main], env: {PORT: '0'}},
+    iocpgen: {cmd: process.execPath, args: [main], env: {PORT: '0', NODE_ENV: 'production'}},
     // Same server, I/O driven by the core's worker threads instead of the JS thread's ring.
-    'iocpgen (I/O threads)': {cmd: process.execPath, args: [main], env: {PORT: '0', IOCPGEN_JS_THREAD_IO: '0'}},
-    'iocpgen +10us': {cmd: process.execPath, args: [main], env: {PORT: '0', WORK_US: '10'}},
+    'iocpgen (I/O threads)': {cmd: process.execPath, args: [main], env: {PORT: '0', IOCPGEN_JS_THREAD_IO: '0', NODE_ENV: 'production'}},
+    'iocpgen +10us': {cmd: process.execPath, args: [main], env: {PORT: '0', WORK_US: '10', NODE_ENV: 'production'}},
     'node net': {cmd: process.execPath, args: [join(here, 'peers', 'node-echo.mjs'), '--port', '0']},
     'node net (decoding)': {cmd: process.execPath, args: [join(here, 'peers', 'node-echo-decoding.mjs'), '--port', '0']},
     'C epoll': {cmd: join(build, 'epoll-echo'), args: ['--port', '0', '--threads', '2']},
@@ -264,7 +264,7 @@ async function main() {
   if (!smoke) {
     const chatServer = prepareChat()
     chat = {
-      iocpgen: {cmd: process.execPath, args: [join(chatServer, 'dist', 'src', 'main.js')], env: {PORT: '0'}},
+      iocpgen: {cmd: process.execPath, args: [join(chatServer, 'dist', 'src', 'main.js')], env: {PORT: '0', NODE_ENV: 'production'}},
       'node net': {cmd: process.execPath, args: [join(here, 'peers', 'node-chat.mjs'), '--port', '0']},
     }
   }

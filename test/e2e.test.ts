@@ -26,13 +26,14 @@ beforeAll(async () => {
   dir = projectDir('roundtrip')
   await runOrThrow(process.execPath, [join(root, 'bin', 'run.js'), 'new', dir, '--spec', join(root, 'test/fixtures/specs/roundtrip.yaml'), '--no-install'], {cwd: root})
   // Faults the Fault message arms: which user code throws next.
-  writeFileSync(join(dir, 'src/faults.ts'), `export const faults = {open: 0, state: 0, close: new WeakSet<object>()}
+  writeFileSync(join(dir, 'src/faults.ts'), `export const faults = {open: 0, state: 0, close: new WeakSet<object>(), states: 0}
 `)
   writeFileSync(join(dir, 'src/session-state.ts'), `import {faults} from './faults.js'
 export interface SessionState {
   [key: string]: unknown
 }
 export const initialState = (): SessionState => {
+  faults.states++
   if (faults.state > 0 && faults.state--) throw new Error('initialState fault')
   return {}
 }
@@ -97,6 +98,16 @@ server.on('close', (session) => {
 const {port, backend} = await server.start()
 console.log(\`e2e listening on port \${port} (\${backend})\`)
 process.stdin.on('data', () => console.log('stats ' + JSON.stringify(server.stats())))
+process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
+`)
+  // A main with no listeners: sessions are made on first use.
+  writeFileSync(join(dir, 'src/lazy-main.ts'), `import {createServer} from './generated/server.js'
+import {faults} from './faults.js'
+import {handlers} from './handlers/index.js'
+const server = createServer(handlers, {port: 0, host: '127.0.0.1'})
+const {port, backend} = await server.start()
+console.log(\`lazy listening on port \${port} (\${backend})\`)
+process.stdin.on('data', () => console.log('stats ' + JSON.stringify({...server.stats(), states: faults.states})))
 process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
 `)
   await compileProject(dir)
@@ -197,6 +208,46 @@ describe('a generated server', () => {
       r.done()
     }
     c.s.destroy()
+  })
+
+  it('echoes every message type in production mode too, where bytes are views of the receive batch', async () => {
+    const prod = await startServer('dist/src/e2e-main.js', {NODE_ENV: 'production', IOCPGEN_DEV: ''})
+    try {
+      const c = await client(prod.port)
+      // Several frames in one write, so their views share one batch.
+      const sent = Object.entries(samples).map(([name, message]) => encode(name, message))
+      c.s.write(Buffer.concat(sent))
+      for (const f of sent) expect((await c.next()).equals(f)).toBe(true)
+      c.s.destroy()
+    } finally {
+      prod.child.kill('SIGTERM')
+      expect(await prod.exited).toBe(0)
+    }
+  })
+
+  it('counts idle clients without making their sessions; a client gets one at its first message', async () => {
+    const lazy = await startServer('dist/src/lazy-main.js', {})
+    const statsWhen = async (ok: (s: Record<string, unknown>) => boolean) => {
+      for (let i = 0; i < 200; i++) {
+        const s = await lazy.stats()
+        if (ok(s)) return s
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      return lazy.stats()
+    }
+    try {
+      const idle = await Promise.all(Array.from({length: 20}, () => client(lazy.port)))
+      expect(await statsWhen((s) => s.sessions === 20)).toMatchObject({sessions: 20, states: 0})
+      idle[0]!.s.write(encode('Nothing', {}))
+      expect((await idle[0]!.next()).equals(encode('Nothing', {}))).toBe(true)
+      expect(await lazy.stats()).toMatchObject({sessions: 20, states: 1})
+      for (const c of idle) c.s.destroy()
+      // Nobody listens to 'close': the idle ones leave without a session ever being made.
+      expect(await statsWhen((s) => s.sessions === 0)).toMatchObject({sessions: 0, states: 1})
+    } finally {
+      lazy.child.kill('SIGTERM')
+      expect(await lazy.exited).toBe(0)
+    }
   })
 
   it('keeps the order of many frames, split and coalesced across writes', async () => {

@@ -27,14 +27,16 @@ describe('Writer', () => {
     r.done()
   })
 
-  it('returns bytes as a plain Uint8Array copy', () => {
+  it('returns bytes as a plain Uint8Array view of the payload, not a copy', () => {
     const w = new Writer()
     w.bytes(new Uint8Array([1, 2, 3]), 8, 2)
     const buf = Buffer.from(w.view())
     const b = new Reader(buf).bytes(8, 2)
     expect(Object.getPrototypeOf(b)).toBe(Uint8Array.prototype)
-    buf[2] = 99
     expect([...b]).toEqual([1, 2, 3])
+    buf[2] = 99
+    expect(b.buffer).toBe(buf.buffer)
+    expect([...b]).toEqual([99, 2, 3])
   })
 
   it('frames: length covers the type id and payload; over maxFrame is refused and rewound', () => {

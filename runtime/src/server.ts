@@ -5,7 +5,9 @@ import {EventEmitter} from 'node:events'
 import {type Addon, loadAddon, type NativeServer, type NativeStats} from './addon.js'
 import {EVENT_GEN, EVENT_INDEX, EVENT_KIND, EVENT_LEN, EVENT_REASON, EVENT_SIZE, EVENT_TYPE, EventKind, BROADCAST_MARK, HANDLE_GEN, HANDLE_INDEX, HANDLE_SIZE, type NativeOptions, SEND_GEN, SEND_INDEX, SEND_LEN, SEND_SIZE} from './bridge.js'
 import {type Codec, type MessageOf, type Protocol, type ProtocolTypes, RUNTIME_API} from './protocol.js'
-import {type Connection, Session, type SessionHost, SLOT_BITS} from './session.js'
+import {devMode, expire} from './lifetime.js'
+import {type Connection, Session, type SessionHost, sessionId, SLOT_BITS} from './session.js'
+import {Slots} from './slots.js'
 import {DecodeError, Reader, Writer} from './wire.js'
 
 /**
@@ -69,7 +71,9 @@ export interface ServerStats extends NativeStats {
 }
 
 export interface ServerEvents<T extends ProtocolTypes, S> {
+  /** A client connected. While this is listened to, sessions are made at connect, not on first use. */
   open: [Session<T, S>]
+  /** A client left. While this is listened to, a client that never had a session gets one for this. */
   close: [Session<T, S>, string]
   /** User code failed: `source` names it as handlerErrorsByName does. The session, if any, is being closed. */
   error: [Error, Session<T, S> | undefined, string]
@@ -85,6 +89,7 @@ export type Handlers<T extends ProtocolTypes, S> = {[K in T['inbound']]: Handler
 export interface ServerDefinition<T extends ProtocolTypes, S> {
   protocol: Protocol<T>
   handlers: Handlers<T, S>
+  /** Runs when a client's session is made: at its first message or first lookup, not at connect (see Server). */
   initialState: () => S
 }
 
@@ -118,10 +123,19 @@ interface Inbound {
   handler: AnyHandler | undefined
 }
 
-/** A server speaking protocol T, keeping state S per client. */
+/**
+ * A server speaking protocol T, keeping state S per client. A client's Session is made when
+ * first needed (its first frame, session(id), sendTo, or an 'open'/'close' listener), so an
+ * idle client costs no JS object; stats().sessions counts every connected client.
+ */
 export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extends EventEmitter<ServerEvents<T, S>> implements SessionHost {
   private native: NativeServer | undefined
-  private readonly sessions: (Session<T, S> | undefined)[] = []
+  /** Sessions made so far, by slot. A client gets one on first use (see materialize). */
+  private sessions: (Session<T, S> | undefined)[] = []
+  /** Every connected client, with or without a Session. */
+  private readonly slots = new Slots()
+  /** Development mode (devMode()): handlers get messages whose bytes expire loudly. */
+  private readonly dev = devMode()
   private readonly groupMembers = new Map<string, Set<Session<T, S>>>()
   private readonly codecs: Readonly<Record<string, Codec<unknown>>>
   private readonly maxFrame: number
@@ -204,7 +218,10 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
 
   /** The live session with this id, or undefined if that client has left. */
   session(id: number): Session<T, S> | undefined {
-    const s = this.sessions[id % 2 ** SLOT_BITS]
+    const index = id % 2 ** SLOT_BITS
+    const gen = this.slots.gen(index)
+    if (gen < 0 || sessionId(index, gen) !== id) return undefined
+    const s = this.sessions[index] ?? this.materialize(index)
     return s && s.id === id ? s : undefined
   }
 
@@ -359,32 +376,73 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
       const body = off + EVENT_SIZE
       off = body + len
       if (kind === FRAME) this.onFrame(index, gen, type, batch, body, off)
-      else if (kind === OPEN) this.onOpen(index, gen, batch.toString('latin1', body, off), type)
+      else if (kind === OPEN) this.onOpen(index, gen, batch, body, off, type)
       else if (kind === CLOSE) this.onClose(index, gen, this.closeReasons[reason] ?? `reason_${reason}`)
     }
   }
 
-  private onOpen(index: number, gen: number, address: string, port: number): void {
+  /**
+   * A client connected (its address is the text batch[start, end)). Its Session is made now
+   * only if someone listens to 'open'; otherwise on first use, so an idle client costs no
+   * JS object.
+   */
+  private onOpen(index: number, gen: number, batch: Buffer, start: number, end: number, port: number): void {
+    this.slots.open(index, gen, port, batch, start, end)
+    if (this.sessions.length < this.slots.capacity) this.growSessions()
+    this.sessions[index] = undefined
+    this.sessionCount++
+    if (this.listenerCount('open') === 0) return
+    const s = this.materialize(index)
+    if (s) this.notify('open', 'on:open', s, [s])
+  }
+
+  /** Keeps `sessions` as long as the slot table, packed, so lookups stay fast. */
+  private growSessions(): void {
+    const grown = new Array<Session<T, S> | undefined>(this.slots.capacity).fill(undefined)
+    for (let i = 0; i < this.sessions.length; i++) grown[i] = this.sessions[i]
+    this.sessions = grown
+  }
+
+  /**
+   * Makes the Session of the client connected in this slot, running initialState(). If that
+   * throws, the client is closed as if it had never been seen and undefined is returned.
+   */
+  private materialize(index: number): Session<T, S> | undefined {
+    const gen = this.slots.gen(index)
+    if (gen < 0) return undefined
     let state: S
     try {
       state = this.initialState()
     } catch (error) {
       // No session without its state: the client is closed before anyone sees it.
+      this.slots.close(index)
+      this.sessionCount--
       this.userCodeFailed(error, 'initialState()', undefined)
       this.closeNative(index, gen, 'handler_error')
-      return
+      return undefined
     }
-    const s = new Session<T, S>(this, index, gen, address, port, state)
+    const s = new Session<T, S>(this, index, gen, this.slots.address(index), this.slots.port(index), state)
     this.sessions[index] = s
-    this.sessionCount++
-    this.notify('open', 'on:open', s, [s])
+    return s
   }
 
   private onClose(index: number, gen: number, nativeReason: string): void {
-    const s = this.sessions[index]
-    if (!s || s.gen !== gen) return
+    if (!this.slots.has(index, gen)) return
+    let s = this.sessions[index]
+    if (!s) {
+      // A client that never got a Session gets one for 'close' only if someone listens.
+      if (this.listenerCount('close') > 0) s = this.materialize(index)
+      if (!s) {
+        if (this.slots.has(index, gen)) {
+          this.slots.close(index)
+          this.sessionCount--
+        }
+        return
+      }
+    }
     s.open = false
     this.sessions[index] = undefined
+    this.slots.close(index)
     this.sessionCount--
     const reason = this.closedFor.get(s) ?? nativeReason
     // Listeners still see the session's groups (to tell them it left); broadcasts skip it.
@@ -406,14 +464,19 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
   }
 
   private onFrame(index: number, gen: number, type: number, batch: Buffer, start: number, end: number): void {
-    const s = this.sessions[index]
-    if (!s || s.gen !== gen || !s.open) return
+    let s = this.sessions[index]
+    if (!s) {
+      if (!this.slots.has(index, gen) || !(s = this.materialize(index))) return
+    }
+    if (s.gen !== gen || !s.open) return
     const inbound = this.inbound[type]
     let message: unknown
+    // In development bytes are decoded into memory of their own, expired after the handler.
+    const views: Uint8Array[] | undefined = this.dev ? [] : undefined
     try {
       if (!inbound) throw new DecodeError(`unknown type id ${type}`)
       const r = this.reader
-      r.reset(batch, start, end)
+      r.reset(batch, start, end, views)
       message = inbound.decode(r)
       r.done()
     } catch (error) {
@@ -430,12 +493,24 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     }
     // Frames of one session are handled in order: while an async handler runs, later
     // frames of that session wait for it. Synchronous handlers never allocate a promise.
+    const owned = views && views.length > 0 ? views : undefined
     if (s.pending) {
       // Once the runtime has closed the session, frames still waiting are dropped.
-      this.track(s, s.pending.then(() => (this.closedFor.has(s) ? undefined : this.call(inbound, s, message))))
+      const session = s
+      this.track(s, s.pending.then(() => (this.closedFor.has(session) ? owned && expire(message, owned, inbound.name) : this.handle(inbound, session, message, owned))))
     } else {
-      const p = this.call(inbound, s, message)
+      const p = this.handle(inbound, s, message, owned)
       if (p) this.track(s, p)
+    }
+  }
+
+  /** Runs a handler; in development, ends its message's lifetime when the handler returns or first awaits. */
+  private handle(inbound: Inbound, s: Session<T, S>, message: unknown, views: Uint8Array[] | undefined): Promise<void> | undefined {
+    if (!views) return this.call(inbound, s, message)
+    try {
+      return this.call(inbound, s, message)
+    } finally {
+      expire(message, views, inbound.name)
     }
   }
 

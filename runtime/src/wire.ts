@@ -9,26 +9,6 @@ export class DecodeError extends Error {
   override name = 'DecodeError'
 }
 
-// Mid-sized payloads share a slab, as Node's Buffer pool does: a fresh backing store per
-// payload costs more than the copy. A live payload keeps its slab alive. The slab is zeroed:
-// a payload's .buffer must not show stale process memory.
-const SLAB = 16 * 1024
-const POOLED_MAX = 2 * 1024
-const newSlab = (): ArrayBuffer => new ArrayBuffer(SLAB)
-let slab = newSlab()
-let slabOff = 0
-
-function pooledBytes(n: number): Uint8Array {
-  if (n > POOLED_MAX) return new Uint8Array(n)
-  if (slabOff + n > SLAB) {
-    slab = newSlab()
-    slabOff = 0
-  }
-  const out = new Uint8Array(slab, slabOff, n)
-  slabOff += (n + 7) & ~7
-  return out
-}
-
 export class Reader {
   private buf: Buffer
   private off: number
@@ -39,11 +19,18 @@ export class Reader {
     this.end = end
   }
 
+  /**
+   * Views handed out are collected here, each a copy in memory of its own, instead of being
+   * views of the payload: development mode expires them after the handler (lifetime.ts).
+   */
+  private copies: Uint8Array[] | undefined
+
   /** Points the reader at another payload: the server reuses one reader for every frame. */
-  reset(buf: Buffer, start: number, end: number): void {
+  reset(buf: Buffer, start: number, end: number, copies?: Uint8Array[]): void {
     this.buf = buf
     this.off = start
     this.end = end
+    this.copies = copies
   }
 
   get remaining(): number {
@@ -98,20 +85,20 @@ export class Reader {
     return s
   }
 
-  /** A copy, so the payload may outlive the batch buffer it came in. */
+  /**
+   * A view of the payload, not a copy: valid until the handler returns or first awaits
+   * (see "Message lifetime" in the README). Plain Uint8Array, as the types say.
+   */
   bytes(max: number, prefix: number): Uint8Array {
     const n = this.length(max, prefix, 'byte')
     const at = this.take(n)
     const b = this.buf
-    if (n <= 64) {
-      // Small arrays live on the JS heap: a plain loop beats a native copy here.
-      const out = new Uint8Array(n)
-      for (let i = 0; i < n; i++) out[i] = b[at + i]!
-      return out
-    }
-    const out = pooledBytes(n)
-    b.copy(out, 0, at, at + n)
-    return out
+    const view = new Uint8Array(b.buffer, b.byteOffset + at, n)
+    if (!this.copies) return view
+    const copy = new Uint8Array(n)
+    copy.set(view)
+    this.copies.push(copy)
+    return copy
   }
 
   array<T>(max: number, prefix: number, item: () => T): T[] {

@@ -64,8 +64,14 @@ function readExpr(t: TypeRef, table: TypeTable): string {
   }
 }
 
+/** Whether a value of type t holds bytes directly (in a struct, its own fields say so). */
+const holdsBytes = (t: TypeRef): boolean => t.kind === 'bytes' || (t.kind === 'array' && holdsBytes(t.of))
+
+// Said where the field is typed, so an editor shows the lifetime rule on hover.
+const BYTES_NOTE = '  /** In a handler, a view of the received frame: valid until the handler returns or first awaits. Keep a copy (.slice()). */'
+
 const interfaceOf = (name: string, fields: readonly Field[]) =>
-  fields.length === 0 ? `export type ${name} = Record<string, never>` : [`export interface ${name} {`, ...fields.map((f) => `  ${f.name}: ${tsType(f.type)}`), '}'].join('\n')
+  fields.length === 0 ? `export type ${name} = Record<string, never>` : [`export interface ${name} {`, ...fields.flatMap((f) => [...(holdsBytes(f.type) ? [BYTES_NOTE] : []), `  ${f.name}: ${tsType(f.type)}`]), '}'].join('\n')
 
 function codecOf(name: string, fields: readonly Field[], table: TypeTable): string {
   const value = fields.length ? 'm' : '_m'

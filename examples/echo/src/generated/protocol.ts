@@ -2,6 +2,7 @@
 import type {Codec, Reader, Writer} from '@iocpgen/runtime'
 
 export interface Echo {
+  /** In a handler, a view of the received frame: valid until the handler returns or first awaits. Keep a copy (.slice()). */
   data: Uint8Array
 }
 

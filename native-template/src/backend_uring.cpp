@@ -364,7 +364,7 @@ class UringPort final : public Port {
     }
     const int r = worker % n_;
     Ring& ring = rings_[r];
-    if (!ring.efd_armed) arm_efd(ring);
+    if (!ring.efd_armed && !caller_) arm_efd(ring);
     drain_inbox(ring, r);
     bool woken = false;
     size_t n = take_synth(ring, out, max, &woken);
@@ -446,9 +446,12 @@ class UringPort final : public Port {
     return t_port_ == this ? t_worker_ : -1;
   }
 
+  // Caller-driven rings are kicked through the driver's notify fd itself: its next poll
+  // drains the inbox. A read armed on efd would complete as deferred task work, and a login
+  // admitted by the keeper once waited forever for the eventfd signal of that completion.
   static void kick(Ring& ring) {
     uint64_t one = 1;
-    ssize_t w = ::write(ring.efd, &one, sizeof one);
+    ssize_t w = ::write(ring.cq_efd >= 0 ? ring.cq_efd : ring.efd, &one, sizeof one);
     (void)w;
   }
 

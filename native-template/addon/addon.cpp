@@ -42,6 +42,10 @@ size_t uv_handle_size(int type);
 int uv_poll_init(uv_loop_s* loop, uv_poll_s* handle, int fd);
 int uv_poll_start(uv_poll_s* handle, int events, void (*cb)(uv_poll_s*, int status, int events));
 int uv_poll_stop(uv_poll_s* handle);
+struct uv_timer_s;
+int uv_timer_init(uv_loop_s* loop, uv_timer_s* handle);
+int uv_timer_start(uv_timer_s* handle, void (*cb)(uv_timer_s*), uint64_t timeout, uint64_t repeat);
+int uv_timer_stop(uv_timer_s* handle);
 void uv_close(uv_handle_s* handle, void (*cb)(uv_handle_s*));
 void uv_unref(uv_handle_s* handle);
 }
@@ -53,6 +57,7 @@ namespace {
 #ifndef _WIN32
 constexpr int kUvPoll = 8;      // UV_POLL of uv_handle_type
 constexpr int kUvReadable = 1;  // UV_READABLE
+constexpr int kUvTimer = 13;    // UV_TIMER
 #endif
 
 using bridge::EventKind;
@@ -305,11 +310,26 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
     }
     uv_poll_start(poll_, kUvReadable, [](uv_poll_s* h, int, int) { (*reinterpret_cast<NativeServer**>(h))->Drive(); });
     uv_unref(reinterpret_cast<uv_handle_s*>(poll_));
+    // Some engines must also be polled on a timer (Engine::max_poll_interval_ms).
+    const int every = engine_->max_poll_interval_ms();
+    if (every > 0) {
+      timer_ = static_cast<uv_timer_s*>(std::calloc(1, uv_handle_size(kUvTimer)));
+      if (!timer_) return Fail(env, "out of memory");
+      *reinterpret_cast<NativeServer**>(timer_) = this;
+      uv_timer_init(loop, timer_);
+      uv_timer_start(timer_, [](uv_timer_s* h) { (*reinterpret_cast<NativeServer**>(h))->Drive(); }, uint64_t(every), uint64_t(every));
+      uv_unref(reinterpret_cast<uv_handle_s*>(timer_));
+    }
     async_ = std::make_unique<Napi::AsyncContext>(env, "iocpgen:io");
     return true;
   }
 
   void Unwatch() {
+    if (timer_) {
+      uv_timer_stop(timer_);
+      uv_close(reinterpret_cast<uv_handle_s*>(timer_), [](uv_handle_s* h) { std::free(h); });
+      timer_ = nullptr;
+    }
     if (!poll_) return;
     uv_poll_stop(poll_);
     uv_close(reinterpret_cast<uv_handle_s*>(poll_), [](uv_handle_s* h) { std::free(h); });
@@ -474,6 +494,7 @@ class NativeServer final : public Napi::ObjectWrap<NativeServer> {
   Napi::ThreadSafeFunction tsfn_;
 #ifndef _WIN32
   uv_poll_s* poll_ = nullptr;
+  uv_timer_s* timer_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_;
 #endif
   std::shared_ptr<EventQueue> queue_;

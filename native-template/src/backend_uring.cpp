@@ -346,6 +346,10 @@ class UringPort final : public Port {
     ssize_t w = ::write(rings_[0].cq_efd, &one, sizeof one);
     (void)w;
   }
+  // Deferred completions do not always signal the registered eventfd: under connect/reset
+  // churn some wait for the driver's next io_uring_enter with nothing to say so (seen on
+  // 6.18; the kernel does not tell userspace). The driver therefore also polls on a timer.
+  int max_poll_interval_ms() const override { return deferred_ ? 5 : -1; }
   void submit() override {
     if (caller_ && current_worker() == 0) io_uring_submit(&rings_[0].ring);
   }

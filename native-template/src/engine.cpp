@@ -279,6 +279,8 @@ size_t Engine::poll(size_t max) {
 
 int Engine::notify_fd() const { return port_ ? port_->notify_fd() : -1; }
 
+int Engine::max_poll_interval_ms() const { return port_ ? port_->max_poll_interval_ms() : -1; }
+
 void Engine::submit() {
   if (port_) port_->submit();
 }

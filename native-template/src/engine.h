@@ -124,6 +124,8 @@ class Engine {
   // them until then).
   size_t poll(size_t max);
   int notify_fd() const;
+  // The driver must also call poll() at least this often (-1: when notify_fd() says so only).
+  int max_poll_interval_ms() const;
   void submit();
 
   EngineStats stats();

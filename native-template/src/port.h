@@ -117,6 +117,9 @@ class Port {
   virtual int notify_fd() const { return -1; }
   virtual void ack_notify() {}
   virtual void renotify() {}
+  // > 0: the fd alone is not enough, and the driver must also poll at least this often
+  // (io_uring with DEFER_TASKRUN: see backend_uring.cpp). -1: the fd says it all.
+  virtual int max_poll_interval_ms() const { return -1; }
   virtual void submit() {}
 };
 

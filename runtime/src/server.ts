@@ -278,6 +278,19 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
       w.rewind(start)
       return 0
     }
+    w.patchU32(start + SEND_GEN, n)
+    w.patchU32(start + SEND_LEN, this.appendFrame(type, message, start))
+    this.flushSoon()
+    return n
+  }
+
+  /**
+   * Encodes a whole frame at the end of this tick's send batch and returns its length. On
+   * failure (unknown type, bad message, frame too large) the batch is cut back to `record`,
+   * the start of the record the frame belongs to, and the error rethrown.
+   */
+  private appendFrame(type: string, message: unknown, record: number): number {
+    const w = this.out
     const frameStart = w.length
     try {
       const codec = this.codec(type)
@@ -285,13 +298,10 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
       codec.encode(w, message)
       w.endFrame(f, this.maxFrame)
     } catch (error) {
-      w.rewind(start)
+      w.rewind(record)
       throw error
     }
-    w.patchU32(start + SEND_GEN, n)
-    w.patchU32(start + SEND_LEN, w.length - frameStart)
-    this.flushSoon()
-    return n
+    return w.length - frameStart
   }
 
   // SessionHost: called by Session.send.
@@ -302,17 +312,7 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     w.u32(session.index)
     w.u32(session.gen)
     w.u32(0)
-    const frameStart = w.length
-    try {
-      const codec = this.codec(type)
-      const f = w.beginFrame(codec.id)
-      codec.encode(w, message)
-      w.endFrame(f, this.maxFrame)
-    } catch (error) {
-      w.rewind(start)
-      throw error
-    }
-    w.patchU32(frameStart - 4, w.length - frameStart)
+    w.patchU32(start + SEND_LEN, this.appendFrame(type, message, start))
     this.flushSoon()
     return true
   }

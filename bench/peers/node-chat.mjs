@@ -3,14 +3,11 @@
 // GroupJoin -> Ack, GroupSay -> GroupDeliver to every other member (encoded once) + Ack.
 import net from 'node:net';
 
+import { listen } from './serve.mjs';
+
 const MAX_FRAME = 8 * 1024;
 const T = { Login: 1, LoginOk: 2, Ack: 3, GroupJoin: 6, GroupSay: 8, GroupDeliver: 9 };
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-const port = Number(arg('--port', '0'));
 
 const groups = new Map(); // group name -> Set of client
 let online = 0;
@@ -106,9 +103,4 @@ const server = net.createServer({ noDelay: true }, (sock) => {
   sock.on('error', () => {});
 });
 
-server.listen({ port, host: '127.0.0.1', backlog: 65535 }, () => {
-  process.stdout.write(`listening on port ${server.address().port}\n`);
-});
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => { server.close(); process.exit(0); });
-}
+listen(server, '127.0.0.1');

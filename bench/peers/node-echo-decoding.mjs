@@ -6,16 +6,13 @@
 // and encoded into one buffer, and each data event ends in one socket.write.
 import net from 'node:net';
 
+import { listen, pauseUntilDrained } from './serve.mjs';
+
 // Echo (id 1) is `data: bytes<4096>`: a u16 length prefix (bound ≤ 65535), then the bytes.
 const ECHO = 1;
 const ECHO_MAX = 4096;
 const MAX_FRAME = 64 * 1024; // framing.maxFrame default, header included
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-const port = Number(arg('--port', '0'));
 
 // Returns the message, or null when the payload breaks the spec (caller closes).
 function decodeEcho(buf, at, len) {
@@ -73,17 +70,9 @@ const server = net.createServer({ noDelay: true }, (sock) => {
     }
     // Copy the tail so a small remainder does not pin the whole chunk.
     if (off < buf.length) pending = Buffer.from(buf.subarray(off));
-    if (sock.writableNeedDrain) { // backpressure: stop reading until flushed
-      sock.pause();
-      sock.once('drain', () => sock.resume());
-    }
+    pauseUntilDrained(sock);
   });
   sock.on('error', () => {}); // resets from churning clients are normal
 });
 
-server.listen({ port, host: '::', ipv6Only: false, backlog: 65535 }, () => {
-  process.stdout.write(`listening on port ${server.address().port}\n`);
-});
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => { server.close(); process.exit(0); });
-}
+listen(server);

@@ -3,13 +3,10 @@
 // without decoding its payload; node-echo-decoding.mjs is the typed server.
 import net from 'node:net';
 
+import { listen, pauseUntilDrained } from './serve.mjs';
+
 const MAX_FRAME = 16 * 1024 * 1024; // reject absurd lengths instead of buffering forever
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-const port = Number(arg('--port', '0'));
 
 const server = net.createServer({ noDelay: true }, (sock) => {
   let pending = null; // bytes of an incomplete frame carried to the next chunk
@@ -31,17 +28,9 @@ const server = net.createServer({ noDelay: true }, (sock) => {
     sock.uncork();
     // Copy the tail so a small remainder does not pin the whole chunk.
     if (off < buf.length) pending = Buffer.from(buf.subarray(off));
-    if (sock.writableNeedDrain) { // backpressure: stop reading until flushed
-      sock.pause();
-      sock.once('drain', () => sock.resume());
-    }
+    pauseUntilDrained(sock);
   });
   sock.on('error', () => {}); // resets from churning clients are normal
 });
 
-server.listen({ port, host: '::', ipv6Only: false, backlog: 65535 }, () => {
-  process.stdout.write(`listening on port ${server.address().port}\n`);
-});
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => { server.close(); process.exit(0); });
-}
+listen(server);

@@ -14,7 +14,7 @@
 namespace iocpgen {
 namespace bridge {
 
-constexpr const char* kHash = "3df6057f1c668ebf";
+constexpr const char* kHash = "6ec92d72f2d0d4ff";
 
 enum class EventKind : uint8_t { open = 1, frame = 2, close = 3 };
 
@@ -160,6 +160,7 @@ inline bool read_options(const Napi::Object& o, EngineConfig& c, AddonOptions& a
          read_number(o, "recvBuffers", c.recv_buffers, 0, 4294967295.0) &&
          read_bool(o, "zeroByteRecv", c.zero_byte_recv) &&
          read_bool(o, "socketReuse", c.socket_reuse) &&
+         read_bool(o, "reusePort", c.reuse_port) &&
          read_bool(o, "dropWhenSlow", c.drop_when_slow) &&
          read_number(o, "perIpMaxConnections", c.per_ip_max_connections, 0, 4294967295.0) &&
          read_number(o, "perIpConnectsPerSecond", c.per_ip_connects_per_sec, 0, 4294967295.0) &&
@@ -193,6 +194,7 @@ inline Napi::Object options_object(Napi::Env env, const EngineConfig& c, const A
   r.Set("recvBuffers", double(c.recv_buffers));
   r.Set("zeroByteRecv", c.zero_byte_recv);
   r.Set("socketReuse", c.socket_reuse);
+  r.Set("reusePort", c.reuse_port);
   r.Set("dropWhenSlow", c.drop_when_slow);
   r.Set("perIpMaxConnections", double(c.per_ip_max_connections));
   r.Set("perIpConnectsPerSecond", double(c.per_ip_connects_per_sec));

@@ -38,9 +38,9 @@ class EpollPort final : public Port {
     return true;
   }
 
-  bool listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound,
+  bool listen(const std::string& host, uint16_t port, int backlog, bool reuse_port, uint16_t* bound,
               std::string* why) override {
-    int fd = net::make_listener(host, port, backlog, true, bound, why);
+    int fd = net::make_listener(host, port, backlog, true, reuse_port, bound, why);
     if (fd < 0) return false;
     listen_fd_ = fd;
     epoll_event e{};

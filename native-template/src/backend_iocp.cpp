@@ -131,7 +131,7 @@ class IocpPort final : public Port {
 
   const char* name() const override { return "iocp"; }
   bool open(const EngineConfig& cfg, std::string* why) override;
-  bool listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound_port,
+  bool listen(const std::string& host, uint16_t port, int backlog, bool reuse_port, uint16_t* bound_port,
               std::string* why) override;
   bool associate(SocketContext* sc) override;
   bool post_accept(IoContext* io) override;
@@ -313,8 +313,13 @@ bool IocpPort::load_extensions(std::string* why) {
   return true;
 }
 
-bool IocpPort::listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound_port,
+bool IocpPort::listen(const std::string& host, uint16_t port, int backlog, bool reuse_port, uint16_t* bound_port,
                       std::string* why) {
+  if (reuse_port) {
+    // Windows has no load-balancing port sharing: shards there listen on a port each.
+    if (why) *why = "reusePort is not supported on Windows: give each shard a port of its own";
+    return false;
+  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

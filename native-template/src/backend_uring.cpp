@@ -263,10 +263,10 @@ class UringPort final : public Port {
     rearm_starved(ring);
   }
 
-  bool listen(const std::string& host, uint16_t port, int backlog, uint16_t* bound,
+  bool listen(const std::string& host, uint16_t port, int backlog, bool reuse_port, uint16_t* bound,
               std::string* why) override {
     // Blocking: accepts are io_uring operations, never a nonblocking accept().
-    listen_fd_ = net::make_listener(host, port, backlog, false, bound, why);
+    listen_fd_ = net::make_listener(host, port, backlog, false, reuse_port, bound, why);
     return listen_fd_ >= 0;
   }
 

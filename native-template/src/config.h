@@ -34,6 +34,7 @@ struct EngineConfig {
   uint32_t recv_buffers = 0;      // io_uring provided buffers per ring (buffer_size each); 0: derived
   bool zero_byte_recv = false;    // IOCP only: 0-byte reads so idle sockets hold no buffer
   bool socket_reuse = false;      // IOCP only: DisconnectEx(TF_REUSE_SOCKET) + reuse_socket()
+  bool reuse_port = false;        // Linux: SO_REUSEPORT, so shard processes share the port
   bool drop_when_slow = false;    // a full send queue drops the new bytes instead of closing
 
   // Flood limits, checked at accept before a per-socket context is taken. 0 disables.

@@ -175,7 +175,7 @@ bool Engine::start(std::string* why) {
     port_.reset();
     return false;
   }
-  if (!port_->listen(cfg_.host, cfg_.port, cfg_.listen_backlog, &bound_port_, why)) {
+  if (!port_->listen(cfg_.host, cfg_.port, cfg_.listen_backlog, cfg_.reuse_port, &bound_port_, why)) {
     port_.reset();
     return false;
   }

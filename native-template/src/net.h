@@ -152,8 +152,8 @@ inline bool format_peer(const void* sa, char* text, size_t text_len, uint16_t* p
 #ifndef _WIN32
 // The listening socket of the POSIX backends: bound, listening, its port in *bound.
 // -1 with the reason in *why on failure.
-inline int make_listener(const std::string& host, uint16_t port, int backlog, bool nonblocking, uint16_t* bound,
-                         std::string* why) {
+inline int make_listener(const std::string& host, uint16_t port, int backlog, bool nonblocking, bool reuse_port,
+                         uint16_t* bound, std::string* why) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -169,6 +169,12 @@ inline int make_listener(const std::string& host, uint16_t port, int backlog, bo
   const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
   int one = 1;
   if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd >= 0 && reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    if (why) *why = std::string("setsockopt SO_REUSEPORT: ") + strerror(errno);
+    ::close(fd);
+    freeaddrinfo(res);
+    return -1;
+  }
   if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
     if (why) *why = std::string("socket/bind/listen: ") + strerror(errno);
     if (fd >= 0) ::close(fd);

@@ -60,8 +60,9 @@ class Port {
   virtual bool open(const EngineConfig& cfg, std::string* why) = 0;
 
   // Creates, binds and listens on the listening socket (port 0 = ephemeral;
-  // the bound port is written to *bound_port).
-  virtual bool listen(const std::string& host, uint16_t port, int backlog,
+  // the bound port is written to *bound_port). reuse_port: shards of one server share
+  // the port and the kernel spreads accepts over them (SO_REUSEPORT; not on Windows).
+  virtual bool listen(const std::string& host, uint16_t port, int backlog, bool reuse_port,
                       uint16_t* bound_port, std::string* why) = 0;
 
   // Binds an accepted socket to the port (CreateIoCompletionPort with the

@@ -1141,6 +1141,39 @@ bool under_wine() {
 // or the probe forced to pass), a socket the peer closed goes back to the port and the
 // next AcceptEx is handed that very SOCKET. Where it cannot (Wine), each such close is a
 // counted fallback. Other backends have no reuse: nothing is counted.
+// Shards: two engines share one port through SO_REUSEPORT and the kernel spreads connects
+// over both. Windows has no such sharing: asking for it fails the start, with the reason.
+void test_reuse_port(EngineConfig cfg) {
+  cfg.reuse_port = true;
+#ifdef _WIN32
+  EchoSink sink;
+  Engine e(cfg, &sink);
+  std::string why;
+  CHECK(!e.start(&why));
+  CHECK(why.find("reusePort") != std::string::npos);
+#else
+  Server a(cfg);
+  CHECK(a.ok());
+  cfg.port = a.port;
+  Server b(cfg);
+  CHECK(b.ok());
+  CHECK(b.port == a.port);
+  std::vector<tnet::Client> cs(64);
+  for (auto& c : cs) {
+    CHECK(c.connect(a.port));
+    CHECK(c.send_all(frame(kEcho, "shard")));
+    CHECK(expect_frame(c, kEcho, "shard"));
+  }
+  const uint64_t na = a.engine->stats().connections_total, nb = b.engine->stats().connections_total;
+  CHECK(na + nb == cs.size());
+  CHECK(na > 0 && nb > 0);  // 64 connects all on one shard: the kernel is not spreading them
+  // Without reuse_port a second listener on the port is refused, as before.
+  cfg.reuse_port = false;
+  Server c(cfg);
+  CHECK(!c.ok());
+#endif
+}
+
 void test_socket_reuse(EngineConfig cfg) {
   cfg.socket_reuse = true;
   cfg.accept_backlog = 1;  // so the next AcceptEx posted is the one that takes the spare
@@ -1288,6 +1321,7 @@ int main() {
       {"login_queue", [&] { test_login_queue(cfg); }},
       {"slow_loris", [&] { test_slow_loris(cfg); }},
       {"socket_reuse", [&] { test_socket_reuse(cfg); }},
+      {"reuse_port", [&] { test_reuse_port(cfg); }},
       {"context_sizes", test_context_sizes},
       {"idle_memory_trim", [&] { test_idle_memory_trim(cfg); }},
   };

@@ -2,7 +2,7 @@
 // How the runtime and the native addon read each other: record layouts, options, stats.
 
 /** The declaration's hash; the addon reports its own, and they must match. */
-export const BRIDGE_HASH = '3df6057f1c668ebf'
+export const BRIDGE_HASH = '6ec92d72f2d0d4ff'
 
 /** Kinds of event record. */
 export const EventKind = {open: 1, frame: 2, close: 3} as const
@@ -66,6 +66,8 @@ export interface NativeOptions {
   zeroByteRecv?: boolean
   /** IOCP: DisconnectEx(TF_REUSE_SOCKET) and AcceptEx on the same socket. */
   socketReuse?: boolean
+  /** Linux: share the port with the other shards of this server (SO_REUSEPORT); the kernel spreads accepts over them. Not on Windows. */
+  reusePort?: boolean
   /** A full send queue drops the new message instead of closing the connection. */
   dropWhenSlow?: boolean
   /** Connections one address may hold; 0: no limit. */
@@ -91,7 +93,7 @@ export interface NativeOptions {
 }
 
 /** Every key of NativeOptions, in the order the addon reads them. */
-export const NATIVE_OPTIONS = ['host', 'port', 'backend', 'workers', 'jsThreadIo', 'acceptBacklog', 'listenBacklog', 'maxConnections', 'ioContexts', 'bufferSize', 'recvDepth', 'sendDepth', 'maxFrame', 'sendQueueLimit', 'recvBuffers', 'zeroByteRecv', 'socketReuse', 'dropWhenSlow', 'perIpMaxConnections', 'perIpConnectsPerSecond', 'perIpBanMs', 'loginQueue', 'queueNoticeType', 'idleTimeoutMs', 'drainTimeoutMs', 'frameTimeoutMs', 'messages', 'eventQueueLimit'] as const satisfies readonly (keyof NativeOptions)[]
+export const NATIVE_OPTIONS = ['host', 'port', 'backend', 'workers', 'jsThreadIo', 'acceptBacklog', 'listenBacklog', 'maxConnections', 'ioContexts', 'bufferSize', 'recvDepth', 'sendDepth', 'maxFrame', 'sendQueueLimit', 'recvBuffers', 'zeroByteRecv', 'socketReuse', 'reusePort', 'dropWhenSlow', 'perIpMaxConnections', 'perIpConnectsPerSecond', 'perIpBanMs', 'loginQueue', 'queueNoticeType', 'idleTimeoutMs', 'drainTimeoutMs', 'frameTimeoutMs', 'messages', 'eventQueueLimit'] as const satisfies readonly (keyof NativeOptions)[]
 
 export interface PoolStats {
   capacity: number

@@ -36,6 +36,22 @@ export type MessageOf<T extends ProtocolTypes, K> = K extends keyof T['messages'
 /** The spec's server settings, as the native core takes them. */
 export type SpecSettings = Omit<NativeOptions, 'messages' | 'eventQueueLimit'> & {maxFrame: number}
 
+/** The spec's `cluster:` section. The cluster is on only when a url is known (here or IOCPGEN_NATS_URL). */
+export interface ClusterSettings {
+  subject: string
+  url?: string
+  heartbeatMs: number
+  leaseMs: number
+  maxPendingBytes: number
+}
+
+/** How the server is deployed: shard processes, and the cluster they join. */
+export interface Deployment {
+  /** shard processes; 0: one per core */
+  shards: number
+  cluster: ClusterSettings
+}
+
 /** A generated protocol: the values the runtime needs, typed by T. */
 export interface Protocol<T extends ProtocolTypes> {
   /** The RUNTIME_API the generated code was written for. */
@@ -43,4 +59,5 @@ export interface Protocol<T extends ProtocolTypes> {
   /** Codecs of every message, by name. */
   codecs: {readonly [K in keyof T['messages']]: Codec<T['messages'][K]>}
   settings: SpecSettings
+  deployment?: Deployment
 }

@@ -3,8 +3,9 @@
 import {EventEmitter} from 'node:events'
 
 import {type Addon, loadAddon, type NativeServer, type NativeStats} from './addon.js'
+import {ClusterBus, type ClusterHost, type ClusterStats, type LostSession, type Whereabouts} from './cluster.js'
 import {EVENT_GEN, EVENT_INDEX, EVENT_KIND, EVENT_LEN, EVENT_REASON, EVENT_SIZE, EVENT_TYPE, EventKind, BROADCAST_MARK, HANDLE_GEN, HANDLE_INDEX, HANDLE_SIZE, type NativeOptions, SEND_GEN, SEND_INDEX, SEND_LEN, SEND_SIZE} from './bridge.js'
-import {type Codec, type MessageOf, type Protocol, type ProtocolTypes, RUNTIME_API} from './protocol.js'
+import {type ClusterSettings, type Codec, type MessageOf, type Protocol, type ProtocolTypes, RUNTIME_API} from './protocol.js'
 import {devMode, expire} from './lifetime.js'
 import {type Connection, Session, type SessionHost, sessionId, SLOT_BITS} from './session.js'
 import {Slots} from './slots.js'
@@ -17,7 +18,12 @@ import {DecodeError, Reader, Writer} from './wire.js'
 export interface ServerOptions extends Omit<NativeOptions, 'messages'> {
   /** Path of a native addon to load instead of the one for this platform (also IOCPGEN_ADDON). */
   addon?: string
+  /** The cluster: overrides of the spec's `cluster:` section. With a url (or IOCPGEN_NATS_URL) the server joins it. */
+  cluster?: Partial<ClusterSettings>
 }
+
+/** Cluster settings for a spec generated before `cluster:` existed. */
+const CLUSTER_DEFAULTS: ClusterSettings = {subject: 'iocpgen', heartbeatMs: 1000, leaseMs: 5000, maxPendingBytes: 8 * 1024 * 1024}
 
 /** Environment variables an operator can set instead of regenerating with a changed spec. */
 export const ENV_OPTIONS = {
@@ -68,6 +74,10 @@ export interface ServerStats extends NativeStats {
   handlerErrorsByName: Record<string, number>
   /** Sends refused because the session was gone or its queue was full. */
   sendsRefused: number
+  /** Names bound on this shard (bind()). */
+  names: number
+  /** The cluster bus, when the server is part of a cluster. */
+  cluster?: ClusterStats
 }
 
 export interface ServerEvents<T extends ProtocolTypes, S> {
@@ -77,6 +87,12 @@ export interface ServerEvents<T extends ProtocolTypes, S> {
   close: [Session<T, S>, string]
   /** User code failed: `source` names it as handlerErrorsByName does. The session, if any, is being closed. */
   error: [Error, Session<T, S> | undefined, string]
+  /**
+   * Cluster: a shard died, and this shard reaped it. Its named sessions are gone, with the
+   * groups they were in (say so to those groups: broadcast reaches every shard). Emitted on
+   * one surviving shard per dead shard, within the lease of the spec's `cluster:` section.
+   */
+  lost: [LostSession[]]
 }
 
 /** Handles one message from a client. Frames of one session are handled in order. */
@@ -152,6 +168,14 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
   /** Sessions the runtime closed, and why: their close event reports it, queued frames are dropped. */
   private readonly closedFor = new WeakMap<Session<T, S>, RuntimeClose>()
   private sessionCount = 0
+  /** Names bound here, and each named session's names with their meta. */
+  private readonly names = new Map<string, Session<T, S>>()
+  private readonly namesOf = new WeakMap<Session<T, S>, Map<string, string>>()
+  /** Owner records to refresh on the bus: named sessions whose groups changed this tick. */
+  private readonly ownersDirty = new Set<Session<T, S>>()
+  private bus: ClusterBus | undefined
+  /** Encodes frames that leave through the bus only. */
+  private readonly scratch = new Writer(1024)
 
   constructor(
     private readonly definition: ServerDefinition<T, S>,
@@ -174,7 +198,7 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
   /** What the native core is given: the spec's settings and message table, then the overrides. */
   nativeOptions(): NativeOptions {
     const spec = this.definition.protocol.settings
-    const {addon: _, ...overrides} = {...optionsFromEnv(), ...this.options}
+    const {addon: _, cluster: __, ...overrides} = {...optionsFromEnv(), ...this.options}
     // The JS thread drives its own I/O wherever the core can (not IOCP: see bridge.json).
     const native: NativeOptions = {jsThreadIo: process.platform !== 'win32', ...spec, ...overrides, messages: Object.values(this.codecs).map((c) => [c.id, c.minSize, c.maxSize] as const)}
     // More connections than the spec sized the I/O pool for: derive the pool again.
@@ -190,8 +214,28 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     if (this.native) throw new Error('server already started')
     const addon: Addon = loadAddon(this.options.addon)
     this.closeReasons = addon.closeReasons
+    const cluster = this.clusterSettings()
+    if (cluster) {
+      // On the bus before the first client: a client's first bind or broadcast needs it.
+      const bus = new ClusterBus(cluster, this.clusterHost(), Number(process.env.IOCPGEN_SHARD_INDEX ?? 0))
+      await bus.start()
+      this.bus = bus
+    }
     this.native = new addon.NativeServer(this.nativeOptions(), (batch) => this.onEvents(batch))
-    return this.native.start()
+    try {
+      return this.native.start()
+    } catch (error) {
+      this.native = undefined
+      await this.bus?.stop()
+      throw error
+    }
+  }
+
+  /** The cluster this server joins, if any: a url from the options, IOCPGEN_NATS_URL or the spec. */
+  clusterSettings(): (ClusterSettings & {url: string}) | undefined {
+    const spec = this.definition.protocol.deployment?.cluster ?? CLUSTER_DEFAULTS
+    const merged = {...spec, ...(process.env.IOCPGEN_NATS_URL ? {url: process.env.IOCPGEN_NATS_URL} : {}), ...this.options.cluster}
+    return merged.url ? {...merged, url: merged.url} : undefined
   }
 
   /**
@@ -208,12 +252,15 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     this.native.stop()
     // The close events of the shutdown arrive on the next turn.
     await new Promise((resolve) => setImmediate(resolve))
+    // Then the names go back, and the other shards hear this one leave.
+    await this.bus?.stop()
   }
 
   stats(): ServerStats {
     if (!this.native) throw new Error('server not started')
     const native = this.native.stats()
-    return {...native, sessions: this.sessionCount, groups: this.groupMembers.size, ...this.counters, handlerErrorsByName: {...this.errorsByName}}
+    const cluster = this.bus ? {cluster: this.bus.stats()} : {}
+    return {...native, sessions: this.sessionCount, groups: this.groupMembers.size, ...this.counters, handlerErrorsByName: {...this.errorsByName}, names: this.names.size, ...cluster}
   }
 
   /** The live session with this id, or undefined if that client has left. */
@@ -225,17 +272,107 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     return s && s.id === id ? s : undefined
   }
 
-  sendTo<K extends T['outbound']>(id: number, type: K, message: MessageOf<T, K>): boolean {
-    return this.session(id)?.send(type, message) ?? false
+  /**
+   * Sends to the session with this id (this shard's), or to the session bound to this name
+   * (bind) on any shard of the cluster. By id: false when the client is gone or its queue
+   * refused it. By name: resolves true once the shard holding the name has queued it,
+   * false when nobody holds it (or that shard did not answer within 2 s).
+   */
+  sendTo<K extends T['outbound']>(id: number, type: K, message: MessageOf<T, K>): boolean
+  sendTo<K extends T['outbound']>(name: string, type: K, message: MessageOf<T, K>): Promise<boolean>
+  sendTo<K extends T['outbound']>(to: number | string, type: K, message: MessageOf<T, K>): boolean | Promise<boolean> {
+    if (typeof to === 'number') return this.session(to)?.send(type, message) ?? false
+    const local = this.names.get(to)
+    if (local) return Promise.resolve(local.send(type, message))
+    if (!this.bus) return Promise.resolve(false)
+    return this.bus.sendToName(to, this.encodeAlone(type, message))
+  }
+
+  /**
+   * Binds a name (e.g. `user:42`) to a session, cluster-wide: sendTo(name) then reaches it
+   * on whatever shard it is, and whereIs(name) finds it. One session per name: of two binds
+   * racing on any shards, exactly one resolves true; a name held by a live session is
+   * refused (false), one held by a shard found dead is taken over. The name is released
+   * when the session closes. `meta` travels with the name (a display name, say).
+   */
+  async bind(session: Session<T, S>, name: string, meta = ''): Promise<boolean> {
+    if (!session.open || this.names.has(name)) return false
+    // Held locally while the bus decides, so a second local bind is refused at once.
+    this.names.set(name, session)
+    let mine = this.namesOf.get(session)
+    if (!mine) this.namesOf.set(session, (mine = new Map()))
+    mine.set(name, meta)
+    let won = true
+    try {
+      if (this.bus) won = await this.bus.bind(name, meta, [...session.groups])
+    } catch (error) {
+      won = false
+      this.forgetName(session, name)
+      throw error
+    }
+    if (!won) {
+      this.forgetName(session, name)
+      return false
+    }
+    if (!session.open) {
+      // Closed while the bus was asked: give the name back.
+      this.forgetName(session, name)
+      await this.bus?.release(name)
+      return false
+    }
+    return true
+  }
+
+  /** Releases a name the session holds. */
+  async unbind(session: Session<T, S>, name: string): Promise<boolean> {
+    if (this.names.get(name) !== session) return false
+    this.forgetName(session, name)
+    await this.bus?.release(name)
+    return true
+  }
+
+  /** Where a name is bound: this shard or another, with its meta; undefined if nowhere alive. */
+  async whereIs(name: string): Promise<Whereabouts | undefined> {
+    const local = this.names.get(name)
+    if (local) return {shard: this.bus?.shard ?? 'local', meta: this.namesOf.get(local)?.get(name) ?? '', local: true}
+    return this.bus?.whereIs(name)
+  }
+
+  /** Names bound in the whole cluster: exact for this shard, as of each other shard's last heartbeat. */
+  online(): number {
+    return this.bus ? this.bus.online() : this.names.size
+  }
+
+  /**
+   * Named members of a group on every shard: name and meta (bind). Other shards answer for
+   * their own members within `waitMs`; this shard's are exact.
+   */
+  async namedMembers(group: string, waitMs?: number): Promise<{name: string; meta: string}[]> {
+    const local = this.localNamedMembers(group)
+    if (!this.bus) return local
+    return [...local, ...(await this.bus.remoteMembers(group, waitMs))]
+  }
+
+  /**
+   * Resolves once the cluster bus has seen every join, bind and broadcast made so far, so a
+   * client told "joined" hears every later broadcast from any shard. Resolves at once
+   * without a cluster.
+   */
+  async settle(): Promise<void> {
+    await this.bus?.settle()
   }
 
   join(group: string, session: Session<T, S>): boolean {
     if (!session.open) return false
     let members = this.groupMembers.get(group)
-    if (!members) this.groupMembers.set(group, (members = new Set()))
+    if (!members) {
+      this.groupMembers.set(group, (members = new Set()))
+      this.bus?.subscribeGroup(group)
+    }
     if (members.has(session)) return false
     members.add(session)
     session.groupSet().add(group)
+    this.ownerChanged(session)
     return true
   }
 
@@ -243,8 +380,110 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     const members = this.groupMembers.get(group)
     if (!members?.delete(session)) return false
     session.groupSet().delete(group)
-    if (members.size === 0) this.groupMembers.delete(group)
+    if (members.size === 0) {
+      this.groupMembers.delete(group)
+      this.bus?.unsubscribeGroup(group)
+    }
+    this.ownerChanged(session)
     return true
+  }
+
+  private forgetName(session: Session<T, S>, name: string): void {
+    if (this.names.get(name) === session) this.names.delete(name)
+    this.namesOf.get(session)?.delete(name)
+  }
+
+  /** A named session joined or left a group: what a reaper would report is refreshed once per tick. */
+  private ownerChanged(session: Session<T, S>): void {
+    if (!this.bus || !this.namesOf.get(session)?.size) return
+    if (this.ownersDirty.size === 0) {
+      queueMicrotask(() => {
+        for (const s of this.ownersDirty) {
+          for (const [name, meta] of this.namesOf.get(s) ?? []) this.bus?.updateOwner(name, meta, [...s.groups])
+        }
+        this.ownersDirty.clear()
+      })
+    }
+    this.ownersDirty.add(session)
+  }
+
+  private localNamedMembers(group: string): {name: string; meta: string}[] {
+    const out: {name: string; meta: string}[] = []
+    for (const s of this.groupMembers.get(group) ?? []) {
+      if (!s.open) continue
+      for (const [name, meta] of this.namesOf.get(s) ?? []) out.push({name, meta})
+    }
+    return out
+  }
+
+  /** What the cluster bus calls back. */
+  private clusterHost(): ClusterHost {
+    return {
+      deliverToGroup: (group, frame) => this.fanOutRaw(group, frame),
+      deliverToName: (name, frame) => {
+        const s = this.names.get(name)
+        if (!s?.open || !this.native || !validFrame(frame)) return false
+        const w = this.out
+        w.u32(s.index)
+        w.u32(s.gen)
+        w.u32(frame.length)
+        w.raw(frame)
+        this.flushSoon()
+        return true
+      },
+      namedMembers: (group) => this.localNamedMembers(group),
+      fenced: () => {
+        // The others took this shard's names: its named sessions must not live on beside them.
+        for (const s of new Set(this.names.values())) s.close()
+        this.names.clear()
+      },
+      lost: (sessions) => {
+        for (const listener of this.rawListeners('lost') as ((...a: unknown[]) => unknown)[]) {
+          try {
+            const r = listener.apply(this, [sessions])
+            if (r instanceof Promise) r.catch((error: unknown) => this.userCodeFailed(error, 'on:lost', undefined))
+          } catch (error) {
+            this.userCodeFailed(error, 'on:lost', undefined)
+          }
+        }
+      },
+    }
+  }
+
+  /** A frame another shard broadcast to a group: fanned out natively to the members here. */
+  private fanOutRaw(group: string, frame: Uint8Array): void {
+    const members = this.groupMembers.get(group)
+    if (!members || !this.native || !validFrame(frame)) return
+    const w = this.out
+    const start = w.length
+    w.u32(BROADCAST_MARK)
+    w.u32(0)
+    w.u32(frame.length)
+    let n = 0
+    for (const s of members) {
+      if (!s.open) continue
+      w.u32(s.index)
+      w.u32(s.gen)
+      n++
+    }
+    if (n === 0) {
+      w.rewind(start)
+      return
+    }
+    w.patchU32(start + SEND_GEN, n)
+    w.raw(frame)
+    this.flushSoon()
+  }
+
+  /** A whole frame in a buffer of its own, for the bus. */
+  private encodeAlone(type: string, message: unknown): Uint8Array {
+    const w = this.scratch
+    w.reset()
+    const codec = this.codec(type)
+    const f = w.beginFrame(codec.id)
+    codec.encode(w, message)
+    w.endFrame(f, this.maxFrame)
+    return Uint8Array.prototype.slice.call(w.view())
   }
 
   members(group: string): ReadonlySet<Session<T, S>> {
@@ -259,7 +498,12 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
    */
   broadcast<K extends T['outbound']>(group: string, type: K, message: MessageOf<T, K>, except?: Session<T, S>): number {
     const members = this.groupMembers.get(group)
-    if (!members || !this.native) return 0
+    if (!this.native) return 0
+    if (!members) {
+      // No member here; maybe on other shards.
+      this.bus?.publishToGroup(group, this.encodeAlone(type, message))
+      return 0
+    }
     const w = this.out
     const start = w.length
     // A broadcast record (bridge.json): the mark, the member count and the frame's length,
@@ -276,10 +520,15 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     }
     if (n === 0) {
       w.rewind(start)
+      this.bus?.publishToGroup(group, this.encodeAlone(type, message))
       return 0
     }
     w.patchU32(start + SEND_GEN, n)
-    w.patchU32(start + SEND_LEN, this.appendFrame(type, message, start))
+    const frameStart = w.length
+    const len = this.appendFrame(type, message, start)
+    w.patchU32(start + SEND_LEN, len)
+    // Encoded once: the other shards get a copy of the same bytes.
+    if (this.bus) this.bus.publishToGroup(group, Uint8Array.prototype.slice.call(w.view(), frameStart, frameStart + len))
     this.flushSoon()
     return n
   }
@@ -445,9 +694,19 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     this.slots.close(index)
     this.sessionCount--
     const reason = this.closedFor.get(s) ?? nativeReason
-    // Listeners still see the session's groups (to tell them it left); broadcasts skip it.
+    // Listeners still see the session's groups and names (to tell others it left); broadcasts skip it.
     this.notify('close', 'on:close', s, [s, reason])
     for (const g of [...s.groups]) this.leave(g, s)
+    this.releaseNames(s)
+  }
+
+  private releaseNames(s: Session<T, S>): void {
+    const mine = this.namesOf.get(s)
+    if (!mine?.size) return
+    for (const name of [...mine.keys()]) {
+      this.forgetName(s, name)
+      this.bus?.release(name).catch(() => undefined)
+    }
   }
 
   /** Calls each listener of an event on its own: one that throws or rejects stops no other. */
@@ -568,6 +827,9 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     }
   }
 }
+
+/** A frame from the bus: its length header matches its size (other shards run this code; still checked). */
+const validFrame = (f: Uint8Array): boolean => f.length >= 6 && (f[0]! | (f[1]! << 8) | (f[2]! << 16)) + f[3]! * 0x1000000 === f.length - 4
 
 /** The little-endian u32 at off (a number, exact: no sign bit). */
 const u32 = (b: Buffer, off: number): number => (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000

@@ -234,6 +234,12 @@ export class Writer {
     else buf.set(b, at)
   }
 
+  /** Appends bytes as they are (a frame encoded elsewhere, say). */
+  raw(b: Uint8Array): void {
+    const at = this.room(b.length)
+    this.buf.set(b, at)
+  }
+
   /** Starts a frame: reserves the u32 length, writes the u16 type id. Returns its start. */
   beginFrame(type: number): number {
     const at = this.room(6)

@@ -1,29 +1,38 @@
-// Who is online: user id -> session id. Session ids carry their slot's generation, so an id
-// left behind by a client that disconnected never reaches the next client in that slot.
+// Who is online. A user id is the session's bound name `user:<id>`, with the nick as its
+// meta: the runtime keeps names cluster-wide (one login per user id on every shard) and
+// releases them when the session closes or its shard dies.
+import type {LostSession} from '@iocpgen/runtime'
+
 import type {Server, Session} from './generated/handlers.js'
 import {AckStatus, PresenceEvent} from './generated/protocol.js'
 
-const online = new Map<number, number>()
+export const userName = (userId: number): string => `user:${userId}`
+/** The user id of a name made by userName, or undefined for any other name. */
+export const userIdOf = (name: string): number | undefined => (/^user:\d+$/.test(name) ? Number(name.slice(5)) : undefined)
 
-export const onlineCount = (): number => online.size
-export const sessionOf = (userId: number): number | undefined => online.get(userId)
-
-/** Registers a login; false if that user id is already online. */
-export function login(session: Session, userId: number, nick: string): boolean {
-  if (online.has(userId)) return false
-  online.set(userId, session.id)
+/** Registers a login, on every shard; false if that user id is already online anywhere. */
+export async function login(server: Server, session: Session, userId: number, nick: string): Promise<boolean> {
+  if (!(await server.bind(session, userName(userId), nick))) return false
   session.state.userId = userId
   session.state.nick = nick
   return true
 }
 
-/** On disconnect: forget the user and tell each of its groups. */
+/** On disconnect: tell each of the user's groups, on every shard. */
 export function disconnected(server: Server, session: Session): void {
   const {userId, nick} = session.state
-  if (userId === undefined || online.get(userId) !== session.id) return
-  online.delete(userId)
+  if (userId === undefined) return
   for (const group of session.groups) {
     server.broadcast(group, 'Presence', {group, member: {userId, nick: nick ?? ''}, event: PresenceEvent.disconnected}, session)
+  }
+}
+
+/** A shard died: its users' groups hear that they disconnected (this shard reaped it). */
+export function lost(server: Server, sessions: LostSession[]): void {
+  for (const s of sessions) {
+    const userId = userIdOf(s.name)
+    if (userId === undefined) continue
+    for (const group of s.groups) server.broadcast(group, 'Presence', {group, member: {userId, nick: s.meta}, event: PresenceEvent.disconnected})
   }
 }
 

@@ -1,11 +1,12 @@
 import {writeFileSync} from 'node:fs'
 
-import {disconnected} from './directory.js'
+import {disconnected, lost} from './directory.js'
 import {createServer} from './generated/server.js'
 import {handlers} from './handlers/index.js'
 
 const server = createServer(handlers, {port: Number(process.env.PORT ?? 7000), ...(process.env.HOST ? {host: process.env.HOST} : {})})
 server.on('close', (session) => disconnected(server, session))
+server.on('lost', (sessions) => lost(server, sessions))
 const {port, backend} = await server.start()
 console.log(`chat listening on port ${port} (${backend})`)
 

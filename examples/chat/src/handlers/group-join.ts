@@ -1,9 +1,9 @@
 import type {Handler} from '../generated/handlers.js'
 import {AckStatus, PresenceEvent} from '../generated/protocol.js'
-import {requireLogin} from '../directory.js'
+import {requireLogin, userIdOf} from '../directory.js'
 
-/** GroupJoin: the members hear about the newcomer; the newcomer gets the member list. */
-export const onGroupJoin: Handler<'GroupJoin'> = (session, message, server) => {
+/** GroupJoin: the members, on every shard, hear about the newcomer; the newcomer gets the member list. */
+export const onGroupJoin: Handler<'GroupJoin'> = async (session, message, server) => {
   const userId = requireLogin(session, message.seq)
   if (userId === undefined) return
   const {group} = message
@@ -13,7 +13,13 @@ export const onGroupJoin: Handler<'GroupJoin'> = (session, message, server) => {
   }
   const member = {userId, nick: session.state.nick ?? ''}
   server.broadcast(group, 'Presence', {group, member, event: PresenceEvent.joined}, session)
-  const members = [...server.members(group)].slice(0, 64).map((s) => ({userId: s.state.userId ?? 0, nick: s.state.nick ?? ''}))
-  session.send('GroupMembers', {group, members})
+  const named = await server.namedMembers(group)
+  const members = named.flatMap(({name, meta}) => {
+    const id = userIdOf(name)
+    return id === undefined ? [] : [{userId: id, nick: meta}]
+  })
+  // Acknowledged once the bus has the join: from then on every shard's broadcasts reach it.
+  await server.settle()
+  session.send('GroupMembers', {group, members: members.slice(0, 64)})
   session.send('Ack', {seq: message.seq, status: AckStatus.ok})
 }

@@ -135,8 +135,8 @@ export class Client {
   /** The server's FIN arrived (a graceful close). */
   ended = false
 
-  constructor(readonly codec: ChatCodec, readonly userId: number, port: number, from = '127.0.0.1') {
-    this.s = connect({port, host: '127.0.0.1', localAddress: from})
+  constructor(readonly codec: ChatCodec, readonly userId: number, port: number, from = '127.0.0.1', host = '127.0.0.1') {
+    this.s = connect({port, host, localAddress: from})
     this.s.setNoDelay(true)
     this.s.on('error', (e) => {
       this.reset = true

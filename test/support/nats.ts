@@ -26,8 +26,8 @@ export interface Nats {
   port: number
   /** Stops the server (SIGTERM, then SIGKILL after 3 s); its JetStream store stays for restart(). */
   stop(): Promise<void>
-  /** Starts it again on the same port with the same store. */
-  restart(): Promise<void>
+  /** Starts it again on the same port with the same store (and, if given, another maxPending). */
+  restart(options?: {maxPending?: string}): Promise<void>
   /** The server's log so far. */
   log(): string
   /** Removes everything: the process and its directory. */
@@ -41,7 +41,9 @@ export async function startNats(options: {maxPending?: string} = {}): Promise<Na
   const dir = mkdtempSync(join(tmpdir(), 'iocpgen-nats-'))
   const port = await freePort()
   const conf = join(dir, 'nats.conf')
-  writeFileSync(conf, [`listen: "127.0.0.1:${port}"`, `jetstream {store_dir: "${join(dir, 'js')}"}`, `max_pending: ${options.maxPending ?? '64MB'}`, 'write_deadline: "2s"', ''].join('\n'))
+  const configure = (maxPending = '64MB') =>
+    writeFileSync(conf, [`listen: "127.0.0.1:${port}"`, `jetstream {store_dir: "${join(dir, 'js')}"}`, `max_pending: ${maxPending}`, 'write_deadline: "2s"', ''].join('\n'))
+  configure(options.maxPending)
   let child: ChildProcess | undefined
   let out = ''
   const launch = async () => {
@@ -68,8 +70,9 @@ export async function startNats(options: {maxPending?: string} = {}): Promise<Na
     url: `nats://127.0.0.1:${port}`,
     port,
     stop,
-    restart: async () => {
+    restart: async (again) => {
       await stop()
+      if (again?.maxPending) configure(again.maxPending)
       out += '--- restart ---\n'
       await launch()
     },

@@ -5,12 +5,13 @@
 // docs/architecture.md ("Cluster") behave as documented: a shard killed, NATS restarted, a
 // shard stalled.
 import {rmSync} from 'node:fs'
-import {dirname} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {type ChatCodec, Client as ChatClient, loadCodec, type Msg, prepareCopy, type Running, sleep, startLinux, type Stats, waitFor} from './support/chat.js'
+import {type ChatCodec, Client as ChatClient, loadCodec, type Msg, prepareCopy, running, type Running, serverEnv, sleep, startLinux, type Stats} from './support/chat.js'
 import {type Nats, startNats} from './support/nats.js'
+import {readIfExists, requireWindowsAddon, startUnderWine, windowsToolsMissing} from './support/windows.js'
 
 let codec: ChatCodec
 let dir: string
@@ -273,4 +274,45 @@ describe('failures', () => {
     sender.send('GroupSay', {seq: 20_000, group: 's', text: 'back'})
     await Promise.all(members.filter((c) => c !== sender).map((c) => c.when((m) => m.type === 'GroupDeliver' && m.seq === 20_000)))
   }, 90_000)
+})
+
+describe('a Windows shard (IOCP, under Wine) in the same cluster', () => {
+  let windows: Machine | undefined
+  afterAll(() => {
+    windows?.server.child.kill('SIGKILL')
+  })
+
+  it('chats with the Linux machines: private and group messages both ways, one login per user id', async () => {
+    const missing = windowsToolsMissing()
+    if (missing) throw new Error(`cannot run on Windows: ${missing}`)
+    requireWindowsAddon()
+    const e = serverEnv(dir, 'wine-cluster', {HOST: '127.0.0.4', IOCPGEN_NATS_URL: nats.url, IOCPGEN_PER_IP_MAX_CONNECTIONS: '0', IOCPGEN_PER_IP_CONNECTS_PER_SECOND: '0'})
+    const out = join(dir, 'stdout-wine-cluster.txt')
+    const child = startUnderWine(dir, 'dist/src/main.js', e, out)
+    windows = {host: '127.0.0.4', server: await running(dir, child, () => readIfExists(out), e.STATS_FILE, 180_000)}
+    expect((await stats(windows)).backend).toBe('iocp')
+    const win = new Client(4001, windows)
+    const lin = new Client(4002, machines[1]!)
+    expect(await win.login()).toBe(0)
+    expect(await lin.login()).toBe(0)
+    // User 4001 is taken on Windows: Linux refuses it, and the other way round.
+    const dupOnLinux = new Client(4001, machines[0]!)
+    expect(await dupOnLinux.login()).toBe(4)
+    const dupOnWindows = new Client(4002, windows)
+    expect(await dupOnWindows.login()).toBe(4)
+    for (const c of [win, lin]) {
+      c.send('GroupJoin', {seq: 2, group: 'w'})
+      await c.when(ack(2))
+    }
+    for (let k = 0; k < 50; k++) {
+      win.send('GroupSay', {seq: 100 + k, group: 'w', text: `from windows ${k}`})
+      lin.send('PrivateSend', {seq: 200 + k, to: 4001, text: `from linux ${k}`})
+    }
+    await lin.when((m) => m.type === 'GroupDeliver' && m.seq === 149)
+    await win.when((m) => m.type === 'PrivateDeliver' && m.seq === 249)
+    expect(delivered(lin, 4001)).toEqual(Array.from({length: 50}, (_, k) => 100 + k))
+    expect(win.got.filter((m) => m.type === 'PrivateDeliver').map((m) => m.seq)).toEqual(Array.from({length: 50}, (_, k) => 200 + k))
+    expect(lin.got.filter((m) => m.type === 'Ack' && (m.seq as number) >= 200).every((m) => m.status === 0)).toBe(true)
+    for (const c of [win, lin, dupOnLinux, dupOnWindows]) c.s.destroy()
+  }, 240_000)
 })

@@ -217,6 +217,20 @@ describe('two shards on a NATS server', () => {
     }
   }, 30_000)
 
+  it('while NATS is down a bind is refused and counted, not thrown; after NATS is back binds work again', async () => {
+    const a = await shard(0, nats.url)
+    try {
+      await nats.stop()
+      expect(await a.server.bind(a.open(1), 'user:outage')).toBe(false)
+      expect(a.bus!.stats()).toMatchObject({bindErrors: 1, connected: 0})
+      await nats.restart()
+      await waitFor(() => a.bus!.stats().connected === 1, 10_000)
+      expect(await a.server.bind(a.open(2), 'user:outage')).toBe(true)
+    } finally {
+      await a.server.stop()
+    }
+  }, 60_000)
+
   it('a shard silent past the lease but still connected is fenced: it closes its named sessions', async () => {
     const [a, b] = [await shard(0, nats.url), await shard(1, nats.url)]
     try {
@@ -230,7 +244,8 @@ describe('two shards on a NATS server', () => {
       expect(b.closed).toEqual([3])
       expect(b.bus!.stats().fenced).toBe(1)
       // Its name is free for a new login elsewhere.
-      expect(await a.server.bind(a.open(9), 'user:silent', 'S2')).toBe(true)
+      const rebound = await a.server.bind(a.open(9), 'user:silent', 'S2')
+      expect(rebound, JSON.stringify(a.bus!.stats())).toBe(true)
     } finally {
       for (const s of [a, b]) {
         await s.server.stop()

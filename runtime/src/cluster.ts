@@ -58,6 +58,8 @@ export interface ClusterStats {
   reconnects: number
   /** Binds refused because the name was held by a live shard. */
   bindsRefused: number
+  /** Binds refused because NATS or its KV could not be reached (an outage). */
+  bindErrors: number
   /** Binds that took a name over from a shard found dead. */
   takeovers: number
   /** Shards this shard found dead and reaped, and the sessions they held. */
@@ -109,7 +111,7 @@ export class ClusterBus {
   private timer: NodeJS.Timeout | undefined
   private fenceSub: Subscription | undefined
   private stopped = false
-  private readonly counters = {published: 0, received: 0, publishedWhileDown: 0, dropped: 0, disconnects: 0, reconnects: 0, bindsRefused: 0, takeovers: 0, shardsReaped: 0, sessionsReaped: 0, fenced: 0}
+  private readonly counters = {published: 0, received: 0, publishedWhileDown: 0, dropped: 0, disconnects: 0, reconnects: 0, bindsRefused: 0, bindErrors: 0, takeovers: 0, shardsReaped: 0, sessionsReaped: 0, fenced: 0}
 
   constructor(
     private readonly settings: ClusterSettings & {url: string},
@@ -237,27 +239,41 @@ export class ClusterBus {
    * the revision read). Returns false if a live shard holds it.
    */
   async bind(name: string, meta: string, groups: string[]): Promise<boolean> {
+    try {
+      return await this.tryBind(name, meta, groups)
+    } catch {
+      this.counters.bindErrors++  // the bus or its KV is unreachable: refused, and counted
+      return false
+    }
+  }
+
+  private async tryBind(name: string, meta: string, groups: string[]): Promise<boolean> {
     const key = `n.${token(name)}`
     const entry = json({shard: this.shard, meta} satisfies NameEntry)
-    let revision: number
-    try {
-      revision = await this.kv.create(key, entry)
-    } catch {
+    let revision: number | undefined
+    // A takeover can race a reaper releasing the same name: then look again (bounded).
+    for (let attempt = 0; attempt < 3 && revision === undefined; attempt++) {
+      try {
+        revision = await this.kv.create(key, entry)
+        break
+      } catch (error) {
+        if (!nameTaken(error)) throw error
+      }
       const current = await this.kv.get(key)
       if (current && current.operation === 'PUT') {
         const holder = parse<NameEntry>(current.value).shard
-        if (holder === this.shard || this.alive(holder)) {
-          this.counters.bindsRefused++
-          return false
-        }
+        if (holder === this.shard || this.alive(holder)) break
       }
       try {
-        revision = current ? await this.kv.update(key, entry, current.revision) : await this.kv.create(key, entry)
-      } catch {
-        this.counters.bindsRefused++  // someone else won the takeover
-        return false
+        revision = current ? await this.kv.update(key, entry, current.revision) : undefined
+        if (revision !== undefined) this.counters.takeovers++
+      } catch (error) {
+        if (!nameTaken(error)) throw error
       }
-      this.counters.takeovers++
+    }
+    if (revision === undefined) {
+      this.counters.bindsRefused++
+      return false
     }
     this.held.set(name, revision)
     await this.kv.put(`o.${this.shard}.${token(name)}`, json({name, meta, groups} satisfies OwnerEntry))
@@ -303,7 +319,7 @@ export class ClusterBus {
   /** Where a name is bound, if anywhere alive. */
   async whereIs(name: string): Promise<Whereabouts | undefined> {
     if (this.held.has(name)) return undefined  // the server answers for its own names
-    const e = await this.kv.get(`n.${token(name)}`)
+    const e = await this.kv.get(`n.${token(name)}`).catch(() => null)
     if (!e || e.operation !== 'PUT') return undefined
     const {shard, meta} = parse<NameEntry>(e.value)
     return this.alive(shard) ? {shard, meta, local: false} : undefined
@@ -427,6 +443,9 @@ export class ClusterBus {
     }
   }
 }
+
+/** The KV create failed because the key exists (JetStream's "wrong last sequence", 10071). */
+const nameTaken = (error: unknown): boolean => (error as {code?: unknown}).code === 10071
 
 const newShardId = (index: number) => `s${index}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`
 const ONE = new Uint8Array([1])

@@ -100,6 +100,7 @@ export class ClusterBus {
   private readonly nameSubs = new Map<string, Subscription>()
   /** KV revisions of the names this shard holds, for compare-and-delete. */
   private readonly held = new Map<string, number>()
+  private readonly releasing = new Set<Promise<unknown>>()
   /** Other shards: when each was last heard from, and how many names it reported. */
   private readonly peers = new Map<string, {seen: number; names: number}>()
   /** Shards seen leaving or found dead: ignored from then on (a restart is a new shard id). */
@@ -164,7 +165,8 @@ export class ClusterBus {
     if (this.stopped || !this.nc) return
     this.stopped = true
     clearInterval(this.timer)
-    await Promise.allSettled([...this.held.keys()].map((name) => this.release(name)))
+    // Every name goes back before the connection closes, including releases already under way.
+    await Promise.allSettled([...[...this.held.keys()].map((name) => this.release(name)), ...this.releasing])
     if (!this.nc.isClosed()) {
       this.nc.publish(`${this.prefix}.bye`, json({shard: this.shard, names: 0}))
       await this.nc.drain().catch(() => undefined)
@@ -301,7 +303,10 @@ export class ClusterBus {
     this.held.delete(name)
     this.nameSubs.get(name)?.unsubscribe()
     this.nameSubs.delete(name)
-    await Promise.allSettled([this.kv.delete(`n.${token(name)}`, {previousSeq: revision}), this.kv.purge(`o.${this.shard}.${token(name)}`)])
+    const done = Promise.allSettled([this.kv.delete(`n.${token(name)}`, {previousSeq: revision}), this.kv.purge(`o.${this.shard}.${token(name)}`)])
+    this.releasing.add(done)
+    await done
+    this.releasing.delete(done)
   }
 
   /** Sends a frame to a name bound on another shard; resolves true once that shard queued it. */

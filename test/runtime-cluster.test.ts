@@ -217,6 +217,24 @@ describe('two shards on a NATS server', () => {
     }
   }, 30_000)
 
+  it('a shard that stops says goodbye: its names are free at once, and nobody reaps it', async () => {
+    const [a, b] = [await shard(0, nats.url), await shard(1, nats.url)]
+    const lost: LostSession[][] = []
+    b.server.on('lost', (l) => void lost.push(l))
+    try {
+      expect(await a.server.bind(a.open(1), 'user:leaving', 'L')).toBe(true)
+      expect((await b.server.whereIs('user:leaving'))?.shard).toBe(a.bus!.shard)
+      await a.server.stop()
+      expect(await b.server.whereIs('user:leaving')).toBeUndefined()
+      expect(await b.server.bind(b.open(1), 'user:leaving', 'L2')).toBe(true)
+      await new Promise((r) => setTimeout(r, 1200))  // past the lease (800 ms)
+      expect(lost).toEqual([])
+      expect(b.bus!.stats().shardsReaped).toBe(0)
+    } finally {
+      await b.server.stop()
+    }
+  }, 30_000)
+
   it('while NATS is down a bind is refused and counted, not thrown; after NATS is back binds work again', async () => {
     const a = await shard(0, nats.url)
     try {

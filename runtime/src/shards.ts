@@ -280,12 +280,16 @@ class Supervisor {
   private onMessage(s: ShardState, m: FromShard): void {
     if (m.t === 'listening') {
       s.upSince = Date.now()
+      // A restart takes the same port: with port 0 the others share it (Linux), or a balancer knows it (Windows).
+      if (s.port === undefined && s.index === 0) this.requestedPort = m.requested
       s.port = m.port
-      if (s.index === 0) this.requestedPort = m.requested
+      s.options = {...s.options, port: m.port}
       this.backend ||= m.backend
       const waiter = this.starting.get(s.index)
       this.starting.delete(s.index)
       waiter?.resolve(m.port)
+      // Told to stop before it could hear it: tell it again.
+      if (this.stopping && s.child?.connected) s.child.send({t: 'stop'} satisfies ToShard)
     } else if (m.t === 'stats') {
       this.asks.get(m.id)?.(m.stats)
       this.asks.delete(m.id)
@@ -310,8 +314,6 @@ class Supervisor {
     s.backoffMs = Math.min(BACKOFF_MAX_MS, s.backoffMs * 2)
     s.restarts++
     this.restarts++
-    // A Windows shard on a port of its own keeps it, so a balancer in front finds it again.
-    if (this.windows && s.port !== undefined) s.options = {...s.options, port: s.port}
     console.error(`${this.options.name}: shard ${s.index} (pid ${s.pid}) exited with ${how}; restarting it in ${delay} ms (restart ${s.restarts} of this shard)`)
     s.timer = setTimeout(() => this.launch(s), delay)
   }

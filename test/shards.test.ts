@@ -4,10 +4,12 @@
 // them all gracefully on SIGTERM. On Windows (IOCP, under Wine) each shard has its own port.
 import {type ChildProcess, spawn} from 'node:child_process'
 import {rmSync} from 'node:fs'
+import {availableParallelism} from 'node:os'
 import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {addUp, shardCount} from '../runtime/src/shards.js'
 import {running, type Running, sleep, type Stats, waitFor} from './support/chat.js'
 import {EchoClient, echoProject} from './support/echo.js'
 import {requireRuntimeBuilt} from './support/project.js'
@@ -91,6 +93,8 @@ describe('two shards on Linux', () => {
     const out = server.output()
     expect(out.match(/listening on port \d+/g)).toHaveLength(1)
     expect(out).toMatch(new RegExp(`^echo listening on port ${server.port} \\((uring|epoll), 2 shards\\)$`, 'm'))
+    const s = await stats()
+    expect(out).toContain(`echo: shards 0 pid ${s.perShard[0]!.pid}, 1 pid ${s.perShard[1]!.pid}\n`)
     expect(out).toContain('each shard serves its own clients alone')
     expect(out).toContain('IOCPGEN_NATS_URL')
   })
@@ -237,4 +241,20 @@ describe('two shards on Windows (IOCP, under Wine): one port per shard', () => {
       child.kill('SIGKILL')
     }
   }, 300_000)
+})
+
+describe('the shard count and the stats sum', () => {
+  it('IOCPGEN_SHARDS overrides the spec; auto and 0 are one per core; anything else is refused', () => {
+    const spec = {shards: 3, cluster: {subject: 'x', heartbeatMs: 1000, leaseMs: 5000, maxPendingBytes: 1024}}
+    expect(shardCount(spec, {})).toBe(3)
+    expect(shardCount(undefined, {})).toBe(1)
+    expect(shardCount(spec, {IOCPGEN_SHARDS: '2'})).toBe(2)
+    expect(shardCount(spec, {IOCPGEN_SHARDS: 'auto'})).toBe(availableParallelism())
+    expect(shardCount({...spec, shards: 0}, {})).toBe(availableParallelism())
+    for (const bad of ['0', '-1', '1.5', 'many']) expect(() => shardCount(spec, {IOCPGEN_SHARDS: bad}), bad).toThrow(`IOCPGEN_SHARDS=${bad}: expected a whole number from 1, or auto`)
+  })
+
+  it('adds numbers at every depth and keeps the first text', () => {
+    expect(addUp({backend: 'uring', n: 1, pool: {inUse: 2, by: {a: 1}}, only: 5}, {backend: 'epoll', n: 2, pool: {inUse: 3, by: {a: 1, b: 4}}})).toEqual({backend: 'uring', n: 3, pool: {inUse: 5, by: {a: 2, b: 4}}, only: 5})
+  })
 })

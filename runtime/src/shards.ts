@@ -241,6 +241,7 @@ class Supervisor {
     const port = this.shards[0]!.port!
     const ports = this.shards.map((s) => s.port!)
     const where = this.windows ? `, ${n} shards, one port per shard behind a balancer: ${ports.join(', ')}` : `, ${n} shards`
+    console.log(`${name}: shards ${this.shards.map((s) => `${s.index} pid ${s.pid}`).join(', ')}`)
     console.log(`${name} listening on port ${port} (${this.backend}${where})`)
     statsHooks(() => this.stats())
     return {port, backend: this.backend, shards: n, ports}

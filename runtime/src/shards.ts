@@ -94,7 +94,10 @@ function statsHooks(collect: () => Promise<object>): void {
   const line = async () => JSON.stringify({at: Date.now(), ...(await collect())})
   if (process.platform !== 'win32') {
     process.on('SIGUSR1', () => {
-      void line().then((text) => console.log(`stats ${text}`))
+      line().then(
+        (text) => console.log(`stats ${text}`),
+        (error: unknown) => console.error('stats:', error),
+      )
     })
   }
   const file = process.env.STATS_FILE
@@ -103,8 +106,10 @@ function statsHooks(collect: () => Promise<object>): void {
   setInterval(() => {
     if (busy) return
     busy = true
+    // A failed write (a full disk, say) is tried again next time.
     void line()
       .then((text) => writeFileSync(file, text))
+      .catch(() => {})
       .finally(() => (busy = false))
   }, every).unref()
 }

@@ -31,6 +31,16 @@ describe('iocpgen validate', () => {
     expect(r.stdout).toContain(`fail  ${bad}/pools.yaml: 5 errors`)
   })
 
+  it('reports bad shards and cluster values at file:line:col, without a stack trace', () => {
+    const r = iocpgen('validate', `${bad}/cluster.yaml`, `${bad}/cluster-lease.yaml`)
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain(`${bad}/cluster.yaml:4:11: error E104: server.shards 0 is out of range`)
+    expect(r.stdout).toContain(`${bad}/cluster.yaml:7:8: error E106: cluster.url "http://127.0.0.1:4222" has the wrong format`)
+    expect(r.stdout).toContain(`${bad}/cluster.yaml:8:10: error E307: cluster.lease (2000 ms) must be longer than two heartbeats`)
+    expect(r.stdout).toContain(`${bad}/cluster-lease.yaml:4:11: error E107: server.shards 2.5 is not valid`)
+    expect(r.stdout + r.stderr).not.toMatch(/Error:|    at /)
+  })
+
   it('checks every file given and reports each one, failing if any fails', () => {
     const r = iocpgen('validate', 'examples/echo/echo.yaml', `${bad}/enums.yaml`, 'no-such.yaml')
     expect(r.code).toBe(1)

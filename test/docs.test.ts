@@ -25,6 +25,7 @@ describe('docs', () => {
       ...keys(schema.definitions.server.properties).filter((k) => k !== 'perIp'),
       ...keys(schema.definitions.server.properties.perIp.properties, 'perIp.'),
       ...keys(schema.definitions.framing.properties, 'framing.'),
+      ...keys(schema.definitions.cluster.properties, 'cluster.'),
     ]
     for (const k of all) expect(doc, k).toContain(`\`${k}\``)
   })

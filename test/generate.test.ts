@@ -205,6 +205,16 @@ describe('iocpgen generate', () => {
     expect(JSON.parse(r.stdout)).toEqual({changes: [], conflicts: [], orphans: [], written: false})
   })
 
+  it('spec.ts exports the deployment (shards, the cluster with its defaults) and server.ts passes it', () => {
+    const sink = readFileSync(join(newProject(join(root, 'test', 'fixtures', 'good', 'all-types.yaml')), 'src/generated/spec.ts'), 'utf8')
+    expect(sink).toContain('export const deployment: Deployment = {\n  shards: 0,  // auto: one per core\n  cluster: {\n    subject: "kitchen_sink-2",\n    url: "nats://nats.internal:4222",\n    heartbeatMs: 500,\n    leaseMs: 3000,\n    maxPendingBytes: 1048576,\n  },\n}')
+    // Without a cluster: section the defaults are still there, so IOCPGEN_NATS_URL alone turns the cluster on.
+    const dir = newProject(join(root, 'examples', 'echo', 'echo.yaml'))
+    expect(readFileSync(join(dir, 'src/generated/spec.ts'), 'utf8')).toContain('export const deployment: Deployment = {\n  shards: 1,\n  cluster: {\n    subject: "echo",\n    heartbeatMs: 1000,\n    leaseMs: 5000,\n    maxPendingBytes: 8388608,\n  },\n}')
+    expect(readFileSync(join(dir, 'src/generated/server.ts'), 'utf8')).toContain('protocol: {api: 1, codecs, settings, deployment}')
+    expect(readFileSync(join(dir, 'src/main.ts'), 'utf8')).toContain("await serve({\n  name: 'echo',\n  deployment,")
+  })
+
   it('copies the spec so the project owns it', () => {
     const src = join(temp(), 'mine.yaml')
     cpSync(join(root, 'examples', 'echo', 'echo.yaml'), src)

@@ -38,9 +38,10 @@ export const ENV_OPTIONS = {
   IOCPGEN_PER_IP_MAX_CONNECTIONS: 'perIpMaxConnections',
   IOCPGEN_PER_IP_CONNECTS_PER_SECOND: 'perIpConnectsPerSecond',
   IOCPGEN_PER_IP_BAN_MS: 'perIpBanMs',
+  IOCPGEN_REUSE_PORT: 'reusePort',
 } as const satisfies Record<string, keyof ServerOptions>
 
-const BOOLEAN_OPTIONS: ReadonlySet<string> = new Set(['jsThreadIo'])
+const BOOLEAN_OPTIONS: ReadonlySet<string> = new Set(['jsThreadIo', 'reusePort'])
 
 /** The options ENV_OPTIONS sets in env: whole numbers, or 0/1 for the switches; anything else is an error. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ServerOptions {

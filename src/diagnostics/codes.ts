@@ -47,6 +47,7 @@ export const CODES = {
   E304: {severity: 'error', title: 'size out of range'},
   E305: {severity: 'error', title: 'queue notice message unusable'},
   E306: {severity: 'error', title: 'frame timeout out of range'},
+  E307: {severity: 'error', title: 'cluster heartbeat or lease out of range'},
   // Locks, order and operations (parsing and references; the deadlock check has its own codes).
   E401: {severity: 'error', title: 'lock order syntax error'},
   E402: {severity: 'error', title: 'unknown lock'},

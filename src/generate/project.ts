@@ -76,6 +76,7 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
     description: spec.description ?? '',
     specFile: input.specFile,
     port: spec.server.port,
+    shards: spec.server.shards === 0 ? 'auto' : spec.server.shards,
     maxFrame: spec.maxFrame,
     header: tsHeader,
     toolVersion: TOOL_VERSION,

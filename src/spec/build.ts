@@ -2,7 +2,7 @@
 // already reported (skipping them), so one run can report every problem.
 import {type Diagnostic, diagnostic} from '../diagnostics/diagnostic.js'
 import {isTypeError, parseFieldType} from './field-type.js'
-import type {Direction, EnumDef, Field, LockDef, Message, Operation, OrderStatement, ServerConfig, Spec, Step, StructDef} from './model.js'
+import type {ClusterConfig, Direction, EnumDef, Field, LockDef, Message, Operation, OrderStatement, ServerConfig, Spec, Step, StructDef} from './model.js'
 import {parseOrder} from './order.js'
 import {describePath} from './schema-check.js'
 import type {PathSegment, SourceView} from './source.js'
@@ -30,6 +30,10 @@ export const DEFAULTS = {
   frameTimeoutMs: 10_000,
   banForMs: 60_000,
   maxFrame: 64 * 1024,
+  shards: 1,
+  clusterHeartbeatMs: 1000,
+  clusterLeaseMs: 5000,
+  clusterMaxPending: 8 * 1024 * 1024,
 } as const
 
 /** Per-I/O contexts the core needs: posted accepts, plus each client's receives and sends. */
@@ -130,10 +134,22 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
     ...(typeof s.queueNotice === 'string' ? {queueNotice: s.queueNotice} : {}),
     drainTimeoutMs: duration(s.drainTimeout, DEFAULTS.drainTimeoutMs),
     socketReuse: bool(s.socketReuse, true),
+    shards: s.shards === 'auto' ? 0 : int(s.shards, DEFAULTS.shards),
   }
   server.ioContexts = Number.isInteger(s.ioContexts) ? (s.ioContexts as number) : requiredIoContexts(server)
   const framing = isObj(data.framing) ? data.framing : {}
   const maxFrame = size(['framing', 'maxFrame'], framing.maxFrame, DEFAULTS.maxFrame, 6, 1024 ** 3)
+
+  // The cluster bus: always described, so that IOCPGEN_NATS_URL alone turns it on.
+  const c = isObj(data.cluster) ? data.cluster : {}
+  const specName = typeof data.name === 'string' ? data.name : 'unnamed'
+  const cluster: ClusterConfig = {
+    subject: typeof c.subject === 'string' ? c.subject : specName,
+    ...(typeof c.url === 'string' ? {url: c.url} : {}),
+    heartbeatMs: duration(c.heartbeat, DEFAULTS.clusterHeartbeatMs),
+    leaseMs: duration(c.lease, DEFAULTS.clusterLeaseMs),
+    maxPendingBytes: size(['cluster', 'maxPending'], c.maxPending, DEFAULTS.clusterMaxPending, 1024, 1024 ** 3),
+  }
 
   // Locks, order and operations: parsed with positions; the lock check reads them.
   const locks: LockDef[] = Object.entries(isObj(data.locks) ? data.locks : {})
@@ -194,10 +210,11 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
 
   const spec: Spec = {
     file,
-    name: typeof data.name === 'string' ? data.name : 'unnamed',
+    name: specName,
     version: typeof data.version === 'string' ? data.version : '0.0.0',
     maxFrame,
     server,
+    cluster,
     enums,
     structs,
     messages,

@@ -128,6 +128,17 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
   if (srv.frameTimeoutMs !== 0 && (srv.frameTimeoutMs < FRAME_TIMEOUT_MIN || srv.frameTimeoutMs > FRAME_TIMEOUT_MAX)) {
     report('E306', source.at(['server', 'frameTimeout']), `frameTimeout (${srv.frameTimeoutMs} ms) must be 0s or from 100ms to 1000h`, srv.frameTimeoutMs < FRAME_TIMEOUT_MIN ? 'the core looks for stalled frames a few times a second; use at least 100ms (the default is 10s), or 0s to turn the deadline off' : 'the core keeps it in 32-bit milliseconds; a deadline of hours already stops a trickling client')
   }
+  // The cluster bus: a shard silent for a lease is dead to the others, so a lease must
+  // outlast a late heartbeat or two.
+  const cl = spec.cluster
+  const HEARTBEAT_MIN = 100
+  const HEARTBEAT_MAX = 3_600_000
+  if (source.node(['cluster', 'heartbeat']) !== undefined && (cl.heartbeatMs < HEARTBEAT_MIN || cl.heartbeatMs > HEARTBEAT_MAX)) {
+    report('E307', source.at(['cluster', 'heartbeat']), `cluster.heartbeat (${cl.heartbeatMs} ms) must be from 100ms to 1h`, 'every shard publishes a heartbeat at this interval; 1s (the default) suits most clusters')
+  } else if (cl.leaseMs <= 2 * cl.heartbeatMs) {
+    const where = source.node(['cluster', 'lease']) !== undefined ? ['cluster', 'lease'] : ['cluster', 'heartbeat']
+    report('E307', source.at(where), `cluster.lease (${cl.leaseMs} ms) must be longer than two heartbeats (2 x ${cl.heartbeatMs} ms)`, `a shard silent for one lease is taken for dead; make lease more than ${2 * cl.heartbeatMs} ms (five heartbeats is typical)`)
+  }
   const pinned = srv.maxConnections * srv.recvDepth * srv.bufferSize
   if (!srv.zeroByteRecv && pinned > GiB) {
     out.push(diagnostic('W002', file, source.at(['server', 'maxConnections']), `posted receives can pin ${(pinned / GiB).toFixed(1)} GiB (${srv.maxConnections} clients x ${srv.recvDepth} x ${srv.bufferSize}-byte buffers)`, 'set zeroByteRecv: true so idle clients hold no buffer, or lower bufferSize or recvDepth'))

@@ -71,6 +71,18 @@ export interface ServerConfig {
   queueNotice?: string
   drainTimeoutMs: number
   socketReuse: boolean
+  /** Shard processes; 0 means one per core ("auto"), decided at run time. */
+  shards: number
+}
+
+/** The `cluster:` section: the NATS bus that joins shards. On only when a url is known at run time. */
+export interface ClusterConfig {
+  /** Prefix of every subject on the bus; the spec's name by default. */
+  subject: string
+  url?: string
+  heartbeatMs: number
+  leaseMs: number
+  maxPendingBytes: number
 }
 
 export interface LockDef {
@@ -111,6 +123,7 @@ export interface Spec {
   description?: string
   maxFrame: number
   server: ServerConfig
+  cluster: ClusterConfig
   enums: EnumDef[]
   structs: StructDef[]
   messages: Message[]

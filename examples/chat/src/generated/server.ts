@@ -4,9 +4,9 @@ import {Server as RuntimeServer, type ServerOptions} from '@iocpgen/runtime'
 import {initialState, type SessionState} from '../session-state.js'
 import type {Handlers, Server} from './handlers.js'
 import {codecs, type Types} from './protocol.js'
-import {settings} from './spec.js'
+import {deployment, settings} from './spec.js'
 
 /** The server of this spec, with your handlers. Options override the spec's settings for this run. */
 export function createServer(handlers: Handlers, options: ServerOptions = {}): Server {
-  return new RuntimeServer<Types, SessionState>({protocol: {api: 1, codecs, settings}, handlers, initialState}, options)
+  return new RuntimeServer<Types, SessionState>({protocol: {api: 1, codecs, settings, deployment}, handlers, initialState}, options)
 }

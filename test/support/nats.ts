@@ -34,7 +34,7 @@ export interface Nats {
   dispose(): Promise<void>
 }
 
-/** Starts nats-server; `maxPending` bounds what it buffers for one slow client before cutting it off. */
+/** Starts nats-server; `maxPending` (at least 64KB, the largest message) bounds what it buffers for one slow client before cutting it off. */
 export async function startNats(options: {maxPending?: string} = {}): Promise<Nats> {
   const missing = natsMissing()
   if (missing) throw new Error(missing)
@@ -42,7 +42,7 @@ export async function startNats(options: {maxPending?: string} = {}): Promise<Na
   const port = await freePort()
   const conf = join(dir, 'nats.conf')
   const configure = (maxPending = '64MB') =>
-    writeFileSync(conf, [`listen: "127.0.0.1:${port}"`, `jetstream {store_dir: "${join(dir, 'js')}"}`, `max_pending: ${maxPending}`, 'write_deadline: "2s"', ''].join('\n'))
+    writeFileSync(conf, [`listen: "127.0.0.1:${port}"`, `jetstream {store_dir: "${join(dir, 'js')}"}`, `max_pending: ${maxPending}`, 'max_payload: 64KB', 'write_deadline: "2s"', ''].join('\n'))
   configure(options.maxPending)
   let child: ChildProcess | undefined
   let out = ''
@@ -50,8 +50,9 @@ export async function startNats(options: {maxPending?: string} = {}): Promise<Na
     child = spawn('nats-server', ['-c', conf], {stdio: ['ignore', 'pipe', 'pipe']})
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
+    const from = out.length  // a restart's log follows the last run's
     const until = Date.now() + 10_000
-    while (!/Server is ready/.test(out)) {
+    while (!/Server is ready/.test(out.slice(from))) {
       if (child.exitCode !== null || Date.now() > until) throw new Error(`nats-server did not start: ${out}`)
       await new Promise((r) => setTimeout(r, 20))
     }

@@ -243,6 +243,27 @@ describe('two shards on Windows (IOCP, under Wine): one port per shard', () => {
   }, 300_000)
 })
 
+describe('a server that cannot start says why in one line', () => {
+  const run = (extra: Record<string, string>) =>
+    new Promise<{code: number | null; out: string}>((resolve) => {
+      let out = ''
+      const child = spawn(process.execPath, ['dist/src/main.js'], {cwd: dir, env: {...process.env, PORT: '0', ...extra}, stdio: ['ignore', 'pipe', 'pipe']})
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
+      child.on('exit', (code) => resolve({code, out}))
+    })
+
+  it.each([
+    ['a bad IOCPGEN_SHARDS', {IOCPGEN_SHARDS: 'two'}, /^echo: cannot start: IOCPGEN_SHARDS=two: expected/],
+    ['NATS unreachable', {IOCPGEN_NATS_URL: 'nats://127.0.0.1:1'}, /^echo: cannot start: cannot reach NATS at nats:\/\/127\.0\.0\.1:1/],
+  ])('%s: exit code 1, one line, no stack trace', async (_what, extra, line) => {
+    const {code, out} = await run(extra)
+    expect(code).toBe(1)
+    expect(out.trim()).toMatch(line)
+    expect(out.trim().split('\n')).toHaveLength(1)
+  }, 30_000)
+})
+
 describe('the shard count and the stats sum', () => {
   it('IOCPGEN_SHARDS overrides the spec; auto and 0 are one per core; anything else is refused', () => {
     const spec = {shards: 3, cluster: {subject: 'x', heartbeatMs: 1000, leaseMs: 5000, maxPendingBytes: 1024}}

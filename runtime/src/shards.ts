@@ -83,9 +83,17 @@ export function shardCount(deployment: Deployment | undefined, env: NodeJS.Proce
  * default 1000) and SIGUSR1 (POSIX) give its stats as one JSON line, summed over shards.
  */
 export async function serve(options: ServeOptions): Promise<Serving> {
-  if (process.env.IOCPGEN_SHARD_INDEX !== undefined && process.send) return runShard(options)
-  const n = shardCount(options.deployment)
-  return n === 1 ? runAlone(options) : new Supervisor(options, n).run()
+  try {
+    if (process.env.IOCPGEN_SHARD_INDEX !== undefined && process.send) return await runShard(options)
+    const n = shardCount(options.deployment)
+    return await (n === 1 ? runAlone(options) : new Supervisor(options, n).run())
+  } catch (error) {
+    // What an operator can fix (a port in use, NATS unreachable, a bad IOCPGEN_* value) reads
+    // as one line, not a stack trace. A shard that exits so is started again by its supervisor.
+    const shard = process.env.IOCPGEN_SHARD_INDEX === undefined ? '' : ` (shard ${process.env.IOCPGEN_SHARD_INDEX})`
+    console.error(`${options.name}${shard}: cannot start: ${error instanceof Error ? error.message : String(error)}`)
+    process.exit(1)
+  }
 }
 
 /** Operators read stats as one JSON line: on SIGUSR1 (POSIX), or every STATS_EVERY_MS ms in STATS_FILE. */

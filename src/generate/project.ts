@@ -77,6 +77,7 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
     specFile: input.specFile,
     port: spec.server.port,
     shards: spec.server.shards === 0 ? 'auto' : spec.server.shards,
+    clusterLease: `${spec.cluster.leaseMs / 1000} s`,
     maxFrame: spec.maxFrame,
     header: tsHeader,
     toolVersion: TOOL_VERSION,

@@ -34,6 +34,7 @@ const changed: Required<NativeOptions> = {
   recvBuffers: 55,
   zeroByteRecv: true,
   socketReuse: true,
+  reusePort: true,
   dropWhenSlow: true,
   perIpMaxConnections: 9,
   perIpConnectsPerSecond: 11,

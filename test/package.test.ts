@@ -144,7 +144,8 @@ describe('the packed tarballs', () => {
     expect(await readTgz(runtimeTgz, 'LICENSE')).toBe(readFileSync(join(root, 'LICENSE'), 'utf8'))
     const pkg = JSON.parse(await readTgz(runtimeTgz, 'package.json'))
     for (const t of exportTargets(pkg.exports)) expect(files, `export ${t}`).toContain(t.replace(/^\.\//, ''))
-    expect(Object.keys(pkg.dependencies).sort()).toEqual(['node-addon-api', 'node-gyp-build'])
+    // The addon's loader, and the official NATS client for the cluster (loaded only when one is configured).
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(['@nats-io/kv', '@nats-io/transport-node', 'node-addon-api', 'node-gyp-build'])
   })
 
   it('the CLI holds its oclif manifest listing the commands, the LICENSE, and no native sources but locks.yaml', async () => {
@@ -279,7 +280,9 @@ describe('installed from the tarballs on a machine without a compiler', () => {
     type Node = {dependencies?: Record<string, Node>}
     const names = (n: Node): string[] => Object.entries(n.dependencies ?? {}).flatMap(([k, v]) => [k, ...names(v)])
     const under = names(tree.dependencies['@iocpgen/runtime'])
-    expect(under.sort()).toEqual(['node-addon-api', 'node-gyp-build'])
+    // The addon's loader, and the official NATS client (with what it brings), nothing else.
+    const direct = Object.keys(tree.dependencies['@iocpgen/runtime'].dependencies ?? {}).sort()
+    expect(direct).toEqual(['@nats-io/kv', '@nats-io/transport-node', 'node-addon-api', 'node-gyp-build'])
     for (const cli of ['@oclif/core', 'ts-morph', 'handlebars', 'ajv']) expect(under).not.toContain(cli)
   })
 

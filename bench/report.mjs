@@ -127,16 +127,75 @@ export function writeReport(dir, meta, results) {
     `Of floor is each server's rate over that of ${FLOOR}, a C epoll server that writes back the bytes it reads without parsing frames (the most any server can do here); the median of the rounds' shares.`,
     ...configs(results),
     'Server CPU is user + system time of the server process over the run, divided by the messages (deliveries for fan-out, connections for churn).',
-    `RSS per connection is the server's RSS growth over its RSS before the load, divided by the connections. Idle: ${fmt(meta.idleConns)} connections per server, spread over 127.0.0.x source addresses; the container's hard NOFILE limit (20,000) rules out the issue's 100,000.`,
+    `RSS per connection is the server's RSS growth over its RSS before the load, divided by the connections. Idle: ${fmt(meta.idleConns)} connections per server, spread over 127.0.0.x source addresses (the container's hard NOFILE limit, 20,000, caps one process; 100,000 across shards is under "Shards").`,
     '',
   ]
   for (const r of results) md.push(`## ${r.workload}`, '', ...about(r), ...table(r), '')
+  md.push(...shardsSection(dir), ...clusterSection(dir))
   const t = targets(results)
   if (t.length) md.push(...t, '')
   const analysis = join(dir, 'analysis.md')
   if (existsSync(analysis)) md.push(readFileSync(analysis, 'utf8').trim(), '')
   writeFileSync(join(dir, 'results.md'), md.join('\n'))
   writeFileSync(join(dir, 'results.svg'), chart(results))
+}
+
+const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`
+const readJson = (file) => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined)
+
+/** bench/results-shards.json (node bench/shards.mjs): 100,000 idle across shards; echo on 1 and 2 shards. */
+function shardsSection(dir) {
+  const r = readJson(join(dir, 'results-shards.json'))
+  if (!r) return []
+  const i = r.idle
+  return [
+    '## Shards',
+    '',
+    `Run on ${r.date}, Node ${r.node}, ${r.cores} cores. Reproduce: \`RUNS=${r.runs} SECONDS=${r.seconds} node bench/shards.mjs\` (the bench echo server started as \`npm start\` does, with \`IOCPGEN_SHARDS\`: a supervisor and its shard processes sharing the port).`,
+    '',
+    `**${fmt(i.connections)} idle connections held** (of ${fmt(i.total)} opened by ${i.loaders} \`loadgen --mode idle\` processes over 127.0.0.1-254) on ${i.shards} shards: ${i.perShard.map(fmt).join(', ')} per shard, all up in ${i.connectSeconds.toFixed(1)} s.`,
+    '',
+    '| | |',
+    '| --- | ---: |',
+    `| server RSS (supervisor + ${i.shards} shards), before | ${mib(i.rssBefore)} |`,
+    `| server RSS while holding them | ${mib(i.rssHolding)} |`,
+    `| RSS per connection | ${fmt(i.rssPerConn)} B |`,
+    '',
+    `**64 B echo, 50 connections, 8 in flight**, 1 shard against 2 shards, interleaved per round (${r.runs} rounds of ${r.seconds} s): 1 shard ${fmt(r.echo.oneShard)} msgs/s, 2 shards ${fmt(r.echo.twoShards)} msgs/s, ratio ${x(r.echo.twoOverOne)}. On 2 cores that also run the load generator, a second shard takes CPU from the load generator and the first shard: one shard already keeps the load generator busy (see "Where the time goes"), so two are slower here. Shards pay where there are cores to spare, and for what one process cannot hold (the open-file limit above).`,
+    '',
+  ]
+}
+
+/** bench/results-cluster.json (node bench/cluster.mjs): the chat example's shards on NATS. */
+function clusterSection(dir) {
+  const r = readJson(join(dir, 'results-cluster.json'))
+  if (!r) return []
+  const l = r.latency
+  const us = (v) => `${fmt(v)} µs`
+  return [
+    '## Cluster (NATS)',
+    '',
+    `Run on ${r.date}, Node ${r.node}, ${r.cores} cores, nats-server with JetStream on the same machine. Reproduce: \`RUNS=${r.runs} SECONDS=${r.seconds} node bench/cluster.mjs\`. Four shard processes of the bench chat server (the chat example's handlers), each on its own port so the harness chooses who is where, joined through one nats-server; clients in Node.`,
+    '',
+    `**Private messages**, ${r.pairs} pairs, one in flight each, timed from the sender's write to the receiver's read of \`PrivateDeliver\`:`,
+    '',
+    '| | p50 | p99 |',
+    '| --- | ---: | ---: |',
+    `| both users on one shard | ${us(l.sameP50)} | ${us(l.sameP99)} |`,
+    `| on two shards (through NATS) | ${us(l.crossP50)} | ${us(l.crossP99)} |`,
+    `| cross / same | ${x(l.crossOverSameP50)} | ${x(l.crossOverSameP99)} |`,
+    '',
+    `**Group fan-out**: one sender, ${fmt(r.members)} members spread evenly over 1, 2 or 4 shards, 64 B, 8 messages in flight (a message counts once it reached each shard's last member):`,
+    '',
+    '| members on | deliveries/s | vs one shard |',
+    '| --- | ---: | ---: |',
+    ...[1, 2, 4].map((k) => `| ${k} shard${k > 1 ? 's' : ''} | ${fmt(r.fanout[k].deliveriesPerSec)} | ${x(r.fanout[k].vsOneShard)} |`),
+    '',
+    `**nats-server's CPU**: ${pct(r.natsCpuShare)} of the CPU time of nats-server and the four shards together over these workloads.`,
+    '',
+    'A cross-shard private message is a NATS request: the holder\'s shard queues it and replies, so the sender\'s acknowledgement means delivered. It crosses two more processes and two more loopback hops than one within a shard. A broadcast crosses NATS once per shard that has members (published once; interest-based), so fan-out over more shards adds a hop per shard and, on 2 cores, more processes contending for them.',
+    '',
+  ]
 }
 
 const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')

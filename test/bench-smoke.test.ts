@@ -1,7 +1,7 @@
 // The benchmark harness works end to end: every server starts, the load generator verifies
 // every echo (closed loop, accept churn, idle connections), and each produces a figure. It
 // asserts no speed (speed lives in npm run bench).
-import {spawnSync} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -9,8 +9,24 @@ import {expect, it} from 'vitest'
 
 const root = join(import.meta.dirname, '..')
 
-it('bench --smoke runs every server through each workload without errors', () => {
-  const r = spawnSync(process.execPath, [join(root, 'bench', 'run.mjs'), '--smoke'], {cwd: root, encoding: 'utf8', timeout: 280_000})
+/** Runs a bench script; asynchronous, so the test worker stays responsive for a minute's run. */
+function run(script: string, timeoutMs: number): Promise<{status: number | null; stdout: string; stderr: string}> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, 'bench', script), '--smoke'], {cwd: root, stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('exit', (status) => {
+      clearTimeout(timer)
+      resolve({status, stdout, stderr})
+    })
+  })
+}
+
+it('bench --smoke runs every server through each workload without errors', async () => {
+  const r = await run('run.mjs', 280_000)
   expect(r.status, r.stderr.slice(-3000)).toBe(0)
   expect(r.stdout).toContain('bench smoke: 3 workload(s) ran against 6 servers')
   const {results} = JSON.parse(readFileSync(join(root, 'bench', 'build', 'results-smoke.json'), 'utf8'))
@@ -32,3 +48,23 @@ it('bench --smoke runs every server through each workload without errors', () =>
     }
   }
 }, 300_000)
+
+it('bench/shards.mjs --smoke holds every idle connection across shards and echoes on 1 and 2 shards', async () => {
+  const r = await run('shards.mjs', 200_000)
+  expect(r.status, r.stderr.slice(-3000)).toBe(0)
+  const out = JSON.parse(r.stdout)
+  expect(out.idle.connections).toBe(out.idle.total)
+  expect(out.idle.perShard).toHaveLength(out.idle.shards)
+  for (const n of out.idle.perShard) expect(n).toBeGreaterThan(0)
+  expect(out.echo.oneShard).toBeGreaterThan(0)
+  expect(out.echo.twoShards).toBeGreaterThan(0)
+}, 240_000)
+
+it('bench/cluster.mjs --smoke measures latency and fan-out across shards joined by NATS', async () => {
+  const r = await run('cluster.mjs', 200_000)
+  expect(r.status, r.stderr.slice(-3000)).toBe(0)
+  const out = JSON.parse(r.stdout)
+  for (const k of ['sameP50', 'crossP50', 'sameP99', 'crossP99']) expect(out.latency[k]).toBeGreaterThan(0)
+  for (const k of ['1', '2', '4']) expect(out.fanout[k].deliveriesPerSec).toBeGreaterThan(0)
+  expect(out.natsCpuShare).toBeGreaterThan(0)
+}, 240_000)

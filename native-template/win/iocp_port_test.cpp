@@ -60,7 +60,7 @@ struct Rig {
   bool start() {
     port = make_iocp_port();
     std::string why;
-    if (!port->open(cfg, &why) || !port->listen(cfg.host, 0, 64, &tcp_port, &why)) {
+    if (!port->open(cfg, &why) || !port->listen(cfg.host, 0, 64, false, &tcp_port, &why)) {
       fprintf(stderr, "  rig start failed: %s\n", why.c_str());
       return false;
     }

@@ -205,16 +205,21 @@ function shardsSection(results, meta) {
       `Run on ${echo.run.date}, Node ${echo.run.node}, ${echo.run.cores} cores; ${echo.run.runs} rounds of ${echo.run.seconds} s, the two servers interleaved in every round (order alternating), medians over the rounds. Reproduce: \`${rerun(echo)}\`.`,
       `Load: \`${echo.load}\` (the load of "echo 64 B, 50 conns, 8 in flight").`,
       '',
-      '| server | msgs/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg | server cores busy | load generator cores busy |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| server | msgs/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg | cores: server | cores: load generator | cores: other processes |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...[
         ['1 shard (`IOCPGEN_SHARDS=1`)', one],
         ['2 shards (`IOCPGEN_SHARDS=2`)', two],
-      ].map(([n, v]) => `| ${n} | ${fmt(v.rate)} | ${fmt(v.p50_us)} | ${fmt(v.p99_us)} | ${fmt(v.p999_us)} | ${v.cpuPerMsgUs.toFixed(2)} | ${cores(v.serverCores)} | ${cores(v.loadCores)} |`),
+      ].map(([n, v]) => `| ${n} | ${fmt(v.rate)} | ${fmt(v.p50_us)} | ${fmt(v.p99_us)} | ${fmt(v.p999_us)} | ${v.cpuPerMsgUs.toFixed(2)} | ${cores(v.serverCores)} | ${cores(v.loadCores)} | ${cores(v.otherCores)} |`),
       '',
       `**2 shards / 1 shard: ${x(q.rate)} the rate**, ${x(q.p99_us)} the p99, ${x(q.cpuPerMsgUs)} the server CPU per message (medians of the rounds' ratios).`,
       '',
-      `Cores busy are CPU seconds over the load's wall time (warm-up included) of the server's processes and of the load generator. This machine has ${echo.run.cores}: with 1 shard the server and the load generator already use ${cores(one.serverCores + one.loadCores)} of them, with 2 shards ${cores(two.serverCores + two.loadCores)}. A second shard has no free core to run on; it splits the same CPU with the first and with the load generator, and each message costs more CPU (two event loops polling, fewer messages per wake-up each). Shards add throughput where cores are free for them, and on any machine they hold more connections than one process may open (above).`,
+      `Cores are CPU seconds over the load's wall time (connect and warm-up included): of the server's processes, of the load generator (its own getrusage), and of everything else on the machine (busy time in /proc/stat less those two). The machine has ${echo.run.cores} cores.`,
+    )
+    const others = Math.max(one.otherCores ?? 0, two.otherCores ?? 0)
+    if (others > 0.2) out.push(`**Other processes used ${cores(one.otherCores)} and ${cores(two.otherCores)} cores during these runs** (the machine is shared): both servers ran on what was left. Each round runs the two back to back, so the ratio compares them under like contention, but the rates are lower than on a quiet machine.`)
+    out.push(
+      `With 2 shards the server's processes used ${cores(two.serverCores)} cores against ${cores(one.serverCores)} with 1, and ${x(q.cpuPerMsgUs)} the CPU per message, while the load generator got ${cores(two.loadCores)} against ${cores(one.loadCores)}. On ${echo.run.cores} cores shared with the load generator, a second shard has no core of its own: it competes with the first and with the load generator, and the per-message cost grows (not profiled; likely fewer messages per event-loop wake-up in each shard, and two processes' fixed costs). Shards are for machines with cores to spare, and for holding more connections than one process may open (above); this run cannot show the first.`,
       '',
     )
   }

@@ -217,7 +217,12 @@ function shardsSection(results, meta) {
       `Cores are CPU seconds over the load's wall time (connect and warm-up included): of the server's processes, of the load generator (its own getrusage), and of everything else on the machine (busy time in /proc/stat less those two). The machine has ${echo.run.cores} cores.`,
     )
     const others = Math.max(one.otherCores ?? 0, two.otherCores ?? 0)
-    if (others > 0.2) out.push(`**Other processes used ${cores(one.otherCores)} and ${cores(two.otherCores)} cores during these runs** (the machine is shared): both servers ran on what was left. Each round runs the two back to back, so the ratio compares them under like contention, but the rates are lower than on a quiet machine.`)
+    if (others > 0.2) out.push(`**Other processes used ${cores(one.otherCores)} (1 shard) and ${cores(two.otherCores)} (2 shards) cores during these runs** (medians; the machine is shared): the servers ran on what was left, so the rates are lower than on a quiet machine, and the contention changed from run to run, so the ratio is noisy.`)
+    if (echo.rounds) {
+      out.push('', '| round | 1 shard msgs/s | 2 shards msgs/s | 2 / 1 | cores: other processes (1 shard; 2 shards) |', '| ---: | ---: | ---: | ---: | ---: |')
+      echo.rounds.forEach((r, i) => out.push(`| ${i + 1} | ${fmt(r.oneShard.rate)} | ${fmt(r.twoShards.rate)} | ${x(r.rateTwoOverOne)} | ${cores(r.oneShard.otherCores)}; ${cores(r.twoShards.otherCores)} |`))
+      out.push('')
+    }
     out.push(
       `With 2 shards the server's processes used ${cores(two.serverCores)} cores against ${cores(one.serverCores)} with 1, and ${x(q.cpuPerMsgUs)} the CPU per message, while the load generator got ${cores(two.loadCores)} against ${cores(one.loadCores)}. On ${echo.run.cores} cores shared with the load generator, a second shard has no core of its own: it competes with the first and with the load generator, and the per-message cost grows (not profiled; likely fewer messages per event-loop wake-up in each shard, and two processes' fixed costs). Shards are for machines with cores to spare, and for holding more connections than one process may open (above); this run cannot show the first.`,
       '',

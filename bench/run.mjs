@@ -518,6 +518,9 @@ async function main() {
       const one = samples.get('iocpgen, 1 shard')
       const two = samples.get('iocpgen, 2 shards')
       row.twoOverOne = Object.fromEntries(['rate', 'p50_us', 'p99_us', 'cpuPerMsgUs'].map((k) => [k, median(two.map((x, i) => x[k] / one[i][k]))]))
+      // Each round's figures too: on a shared machine the spread says how far to trust the medians.
+      const brief = (x) => ({rate: x.rate, cpuPerMsgUs: x.cpuPerMsgUs, serverCores: x.serverCores, loadCores: x.loadCores, otherCores: x.otherCores})
+      row.rounds = one.map((x, i) => ({oneShard: brief(x), twoShards: brief(two[i]), rateTwoOverOne: two[i].rate / x.rate}))
     }
     results.push({...row, run: ran})
   }

@@ -187,7 +187,9 @@ function shardsSection(results, meta) {
       line(`${idle.shards} shards' RSS`, shardRss(b), shardRss(h)),
       line('**total RSS**', b.rss, h.rss),
       line('total PSS (shared pages split between the processes)', b.pss, h.pss),
-      line('kernel TCP memory (the whole machine, both ends)', b.kernelTcp, h.kernelTcp),
+      line('kernel TCP memory (the whole machine, both ends)', b.kernelTcp, h.kernelTcp, false),
+      '',
+      `Before: 1 s after the server listens; holding: 1.5 s after the last load generator is up. Per connection: growth over the connections held.`,
       '',
       `The server's total memory while holding them: ${mib(h.rss)} RSS over its ${idle.shards + 1} processes (${mib(h.pss)} PSS: each process's RSS counts the pages it shares with the others, the Node binary and libraries, in full). Most of it is there before the first connection: each shard is a Node process with its runtime, heap and native pools (${mib(shardRss(b) / idle.shards)} RSS per shard idle here); the connections add ${fmt(idle.rssPerConn)} B each.`,
       '',
@@ -217,14 +219,16 @@ function shardsSection(results, meta) {
       `Cores are CPU seconds over the load's wall time (connect and warm-up included): of the server's processes, of the load generator (its own getrusage), and of everything else on the machine (busy time in /proc/stat less those two). The machine has ${echo.run.cores} cores.`,
     )
     const others = Math.max(one.otherCores ?? 0, two.otherCores ?? 0)
-    if (others > 0.2) out.push(`**Other processes used ${cores(one.otherCores)} (1 shard) and ${cores(two.otherCores)} (2 shards) cores during these runs** (medians; the machine is shared): the servers ran on what was left, so the rates are lower than on a quiet machine, and the contention changed from run to run, so the ratio is noisy.`)
+    const ratios = (echo.rounds ?? []).map((r) => r.rateTwoOverOne)
+    const noisy = ratios.length > 1 && Math.max(...ratios) / Math.min(...ratios) > 1.2
+    if (others > 0.2) out.push(`**Other processes used ${cores(one.otherCores)} (1 shard) and ${cores(two.otherCores)} (2 shards) cores during these runs** (medians; the machine is shared): the servers ran on what was left, so the rates are lower than on a quiet machine${noisy ? ', and the contention changed from round to round: the rounds\' ratios spread widely (below), so the median is noisy' : ''}.`)
     if (echo.rounds) {
       out.push('', '| round | 1 shard msgs/s | 2 shards msgs/s | 2 / 1 | cores: other processes (1 shard; 2 shards) |', '| ---: | ---: | ---: | ---: | ---: |')
       echo.rounds.forEach((r, i) => out.push(`| ${i + 1} | ${fmt(r.oneShard.rate)} | ${fmt(r.twoShards.rate)} | ${x(r.rateTwoOverOne)} | ${cores(r.oneShard.otherCores)}; ${cores(r.twoShards.otherCores)} |`))
       out.push('')
     }
     out.push(
-      `With 2 shards the server's processes used ${cores(two.serverCores)} cores against ${cores(one.serverCores)} with 1, and ${x(q.cpuPerMsgUs)} the CPU per message, while the load generator got ${cores(two.loadCores)} against ${cores(one.loadCores)}. On ${echo.run.cores} cores shared with the load generator, a second shard has no core of its own: it competes with the first and with the load generator, and the per-message cost grows (not profiled; likely fewer messages per event-loop wake-up in each shard, and two processes' fixed costs). Shards are for machines with cores to spare, and for holding more connections than one process may open (above); this run cannot show the first.`,
+      `Server, load generator and other processes together kept ${cores(one.serverCores + one.loadCores + one.otherCores)} of the ${echo.run.cores} cores busy with 1 shard and ${cores(two.serverCores + two.loadCores + two.otherCores)} with 2. With 2 shards the server's processes used ${cores(two.serverCores)} cores against ${cores(one.serverCores)} with 1, at ${x(q.cpuPerMsgUs)} the CPU per message, and the load generator got ${cores(two.loadCores)} against ${cores(one.loadCores)}. On ${echo.run.cores} cores shared with the load generator, a second shard has no core of its own: it competes with the first and with the load generator, and each message costs more (not profiled: likely fewer messages per event-loop wake-up in each shard, and two processes' fixed costs). Shards are for machines with cores to spare, and for holding more connections than one process may open (above); this machine cannot show the first.`,
       '',
     )
   }

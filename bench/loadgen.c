@@ -441,16 +441,19 @@ int main(int argc, char **argv) {
     errors += T[t].errors;
     cerrs += T[t].cerrs;
   }
+  struct rusage ru; // this process's own CPU (user + system), for where a run's cores went
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   double secs = O.duration;
   if (O.mode == M_IDLE) secs = O.one_each && t_oe1 > t_oe0 ? (double)(t_oe1 - t_oe0) / 1e9 : O.hold;
   if (O.mode == M_IDLE && !O.one_each) frames = atomic_load(&total_up); // held connections
   double rate = O.mode == M_IDLE && !O.one_each ? 0 : (secs > 0 ? (double)frames / secs : 0);
   printf("{\"mode\":\"%s\",\"conns\":%d,\"size\":%d,\"seconds\":%.3f,\"frames\":%llu,\"rate\":%.1f,"
          "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%llu,"
-         "\"connect_errors\":%llu}\n",
+         "\"connect_errors\":%llu,\"cpu_s\":%.3f}\n",
          mode_names[O.mode], O.conns, O.size, secs, (unsigned long long)frames, rate,
          h_pct(h, 0.5) / 1e3, h_pct(h, 0.99) / 1e3, h_pct(h, 0.999) / 1e3, (double)h->max / 1e3,
-         (unsigned long long)errors, (unsigned long long)cerrs);
+         (unsigned long long)errors, (unsigned long long)cerrs, cpu_s);
   fflush(stdout);
   return errors > 0 || frames == 0 || (O.mode == M_IDLE && cerrs > 0) ? 1 : 0;
 }

@@ -98,6 +98,8 @@ function targets(results) {
   }
   const fanout = find((r) => r.kind === 'fanout')
   if (fanout?.ratios.iocpgen['node net']) ratioRow('fan-out: ≥ 3x Node', fanout.workload, fanout.ratios.iocpgen['node net'].rate, 3)
+  const held = results.find((r) => r.kind === 'shards-idle')
+  if (held) row(`${fmt(held.conns)} idle connections held across ≥ 6 shards`, held.workload, `${fmt(held.held)} held`, held.allHeld && held.shards >= 6, `${fmt(held.conns - held.held)} connections`)
   const idle = find((r) => r.kind === 'idle')
   if (idle) {
     bytesRow('idle: ≤ 256 B RSS per connection', idle.workload, idle.servers.iocpgen.rssPerConn, 256)
@@ -108,7 +110,7 @@ function targets(results) {
 
 /** Says what the second and third iocpgen rows are, when the run had them. */
 function configs(results) {
-  const ran = new Set(results.flatMap((r) => Object.keys(r.servers)))
+  const ran = new Set(results.flatMap((r) => Object.keys(r.servers ?? {})))
   const out = []
   if (ran.has('iocpgen (I/O threads)')) out.push('iocpgen (I/O threads) is the same generated server run with `IOCPGEN_JS_THREAD_IO=0`: the core\'s I/O worker threads drive the sockets instead of the JS thread.')
   if (ran.has('iocpgen +10us')) out.push('iocpgen +10us is the same server spending 10 µs of busy work in each handler call.')
@@ -130,8 +132,8 @@ export function writeReport(dir, meta, results) {
     `RSS per connection is the server's RSS growth over its RSS before the load, divided by the connections. Idle: ${fmt(meta.idleConns)} connections per server, spread over 127.0.0.x source addresses (the container's hard NOFILE limit, 20,000, caps one process; 100,000 across shards is under "Shards").`,
     '',
   ]
-  for (const r of results) md.push(`## ${r.workload}`, '', ...about(r), ...table(r), '')
-  md.push(...shardsSection(dir), ...clusterSection(dir))
+  for (const r of results.filter((r) => r.group !== 'shards')) md.push(`## ${r.workload}`, '', ...ranApart(r, meta), ...about(r), ...table(r), '')
+  md.push(...shardsSection(results, meta), ...clusterSection(dir))
   const t = targets(results)
   if (t.length) md.push(...t, '')
   const analysis = join(dir, 'analysis.md')
@@ -143,27 +145,94 @@ export function writeReport(dir, meta, results) {
 const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`
 const readJson = (file) => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined)
 
-/** bench/results-shards.json (node bench/shards.mjs): 100,000 idle across shards; echo on 1 and 2 shards. */
-function shardsSection(dir) {
-  const r = readJson(join(dir, 'results-shards.json'))
-  if (!r) return []
-  const i = r.idle
-  return [
+/** The command that reruns one row alone, with the rounds it ran. */
+const rerun = (r) => `${r.kind === 'shards-idle' ? '' : `RUNS=${r.run.runs} SECONDS=${r.run.seconds} `}node bench/run.mjs --only ${r.id}`
+
+/** A row from another run than the file's (a merged --only run) says when and how it ran. */
+function ranApart(r, meta) {
+  if (!r.run || !r.id || (r.run.date === meta.date && r.run.runs === meta.runs && r.run.seconds === meta.seconds && r.run.node === meta.node)) return []
+  return [`Run on ${r.run.date}, Node ${r.run.node}, ${r.run.runs} rounds of ${r.run.seconds} s, apart from the run above: \`${rerun(r)}\``, '']
+}
+
+/** Shards (rows of group "shards" in results.json): idle connections across shards; echo on 1 and 2 shards. */
+function shardsSection(results, meta) {
+  const rows = results.filter((r) => r.group === 'shards')
+  if (!rows.length) return []
+  const out = [
     '## Shards',
     '',
-    `Run on ${r.date}, Node ${r.node}, ${r.cores} cores. Reproduce: \`RUNS=${r.runs} SECONDS=${r.seconds} node bench/shards.mjs\` (the bench echo server started as \`npm start\` does, with \`IOCPGEN_SHARDS\`: a supervisor and its shard processes sharing the port).`,
-    '',
-    `**${fmt(i.connections)} idle connections held** (of ${fmt(i.total)} opened by ${i.loaders} \`loadgen --mode idle\` processes over 127.0.0.1-254) on ${i.shards} shards: ${i.perShard.map(fmt).join(', ')} per shard, all up in ${i.connectSeconds.toFixed(1)} s.`,
-    '',
-    '| | |',
-    '| --- | ---: |',
-    `| server RSS (supervisor + ${i.shards} shards), before | ${mib(i.rssBefore)} |`,
-    `| server RSS while holding them | ${mib(i.rssHolding)} |`,
-    `| RSS per connection | ${fmt(i.rssPerConn)} B |`,
-    '',
-    `**64 B echo, 50 connections, 8 in flight**, 1 shard against 2 shards, interleaved per round (${r.runs} rounds of ${r.seconds} s): 1 shard ${fmt(r.echo.oneShard)} msgs/s, 2 shards ${fmt(r.echo.twoShards)} msgs/s, ratio ${x(r.echo.twoOverOne)}. On 2 cores that also run the load generator, a second shard takes CPU from the load generator and the first shard: one shard already keeps the load generator busy (see "Where the time goes"), so two are slower here. Shards pay where there are cores to spare, and for what one process cannot hold (the open-file limit above).`,
+    'The bench echo server started as `npm start` starts it (`node dist/src/main.js`) with `IOCPGEN_SHARDS=N`: for N > 1 a supervisor forking N shard processes that share the port (SO_REUSEPORT; the kernel spreads the accepts), with `STATS_FILE` for the shards\' stats added up. For N = 1 the server runs in the process itself. Every server figure is of all its processes (supervisor and shards).',
     '',
   ]
+  const idle = rows.find((r) => r.kind === 'shards-idle')
+  if (idle) {
+    const b = idle.before
+    const h = idle.holding
+    const shardRss = (m) => m.shards.reduce((t, p) => t + p.rss, 0)
+    const line = (what, v0, v1, per = true) => `| ${what} | ${mib(v0)} | ${mib(v1)} | ${mib(v1 - v0)} | ${per ? `${fmt((v1 - v0) / Math.max(1, idle.held))} B` : ''} |`
+    const verdict = idle.allHeld
+      ? `**All ${fmt(idle.conns)} connections held**`
+      : `**Missed: ${fmt(idle.held)} of ${fmt(idle.conns)} held** (load generators connected ${fmt(idle.loadgensConnected)}, ${fmt(idle.connectFailures)} connect failures${idle.loadErrors.length ? `; ${idle.loadErrors.join('; ')}` : ''})`
+    out.push(
+      `### ${idle.workload}`,
+      '',
+      `Run on ${idle.run.date}, Node ${idle.run.node}, ${idle.run.cores} cores. Reproduce: \`${rerun(idle)}\` (stops by itself: connect, hold ${idle.hold} s, drain).`,
+      `Load: \`${idle.load}\`, each load generator spreading its connections over the source addresses ${idle.sources} (up to ${fmt(idle.perLoader)} connections per process, under the 20,000 open files one process may hold here).`,
+      '',
+      `${verdict} on ${idle.shards} shards, by the server's own stats both right after the load generators were up (all connected ${idle.connectSeconds.toFixed(1)} s after they started) and again near the end of the hold: ${fmt(idle.stats.first.connections)} then ${fmt(idle.stats.last.connections)} connections, ${idle.stats.last.shardsReporting} of ${idle.shards} shards reporting, ${idle.stats.last.shardRestarts} restarts. Per shard: ${idle.perShard.map((p) => fmt(p.connections)).join(', ')}.`,
+      '',
+      '| server memory | before | holding | growth | per connection |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      line('supervisor RSS', b.supervisor.rss, h.supervisor.rss, false),
+      line(`${idle.shards} shards' RSS`, shardRss(b), shardRss(h)),
+      line('**total RSS**', b.rss, h.rss),
+      line('total PSS (shared pages split between the processes)', b.pss, h.pss),
+      line('kernel TCP memory (the whole machine, both ends)', b.kernelTcp, h.kernelTcp, false),
+      '',
+      `Before: 1 s after the server listens; holding: 1.5 s after the last load generator is up. Per connection: growth over the connections held.`,
+      '',
+      `The server's total memory while holding them: ${mib(h.rss)} RSS over its ${idle.shards + 1} processes (${mib(h.pss)} PSS: each process's RSS counts the pages it shares with the others, the Node binary and libraries, in full). Most of it is there before the first connection: each shard is a Node process with its runtime, heap and native pools (${mib(shardRss(b) / idle.shards)} RSS per shard idle here); the connections add ${fmt(idle.rssPerConn)} B each.`,
+      '',
+    )
+  }
+  const echo = rows.find((r) => r.id === 'shards-echo')
+  if (echo) {
+    const one = echo.servers['iocpgen, 1 shard']
+    const two = echo.servers['iocpgen, 2 shards']
+    const q = echo.twoOverOne
+    const cores = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a')
+    out.push(
+      `### ${echo.workload}`,
+      '',
+      `Run on ${echo.run.date}, Node ${echo.run.node}, ${echo.run.cores} cores; ${echo.run.runs} rounds of ${echo.run.seconds} s, the two servers interleaved in every round (order alternating), medians over the rounds. Reproduce: \`${rerun(echo)}\`.`,
+      `Load: \`${echo.load}\` (the load of "echo 64 B, 50 conns, 8 in flight").`,
+      '',
+      '| server | msgs/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg | cores: server | cores: load generator | cores: other processes |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...[
+        ['1 shard (`IOCPGEN_SHARDS=1`)', one],
+        ['2 shards (`IOCPGEN_SHARDS=2`)', two],
+      ].map(([n, v]) => `| ${n} | ${fmt(v.rate)} | ${fmt(v.p50_us)} | ${fmt(v.p99_us)} | ${fmt(v.p999_us)} | ${v.cpuPerMsgUs.toFixed(2)} | ${cores(v.serverCores)} | ${cores(v.loadCores)} | ${cores(v.otherCores)} |`),
+      '',
+      `**2 shards / 1 shard: ${x(q.rate)} the rate**, ${x(q.p99_us)} the p99, ${x(q.cpuPerMsgUs)} the server CPU per message (medians of the rounds' ratios).`,
+      '',
+      `Cores are CPU seconds over the load's wall time (connect and warm-up included): of the server's processes, of the load generator (its own getrusage), and of everything else on the machine (busy time in /proc/stat less those two). The machine has ${echo.run.cores} cores.`,
+    )
+    const others = Math.max(one.otherCores ?? 0, two.otherCores ?? 0)
+    const ratios = (echo.rounds ?? []).map((r) => r.rateTwoOverOne)
+    const noisy = ratios.length > 1 && Math.max(...ratios) / Math.min(...ratios) > 1.2
+    if (others > 0.2) out.push(`**Other processes used ${cores(one.otherCores)} (1 shard) and ${cores(two.otherCores)} (2 shards) cores during these runs** (medians; the machine is shared): the servers ran on what was left, so the rates are lower than on a quiet machine${noisy ? ', and the contention changed from round to round: the rounds\' ratios spread widely (below), so the median is noisy' : ''}.`)
+    if (echo.rounds) {
+      out.push('', '| round | 1 shard msgs/s | 2 shards msgs/s | 2 / 1 | cores: other processes (1 shard; 2 shards) |', '| ---: | ---: | ---: | ---: | ---: |')
+      echo.rounds.forEach((r, i) => out.push(`| ${i + 1} | ${fmt(r.oneShard.rate)} | ${fmt(r.twoShards.rate)} | ${x(r.rateTwoOverOne)} | ${cores(r.oneShard.otherCores)}; ${cores(r.twoShards.otherCores)} |`))
+      out.push('')
+    }
+    out.push(
+      `Server, load generator and other processes together kept ${cores(one.serverCores + one.loadCores + one.otherCores)} of the ${echo.run.cores} cores busy with 1 shard and ${cores(two.serverCores + two.loadCores + two.otherCores)} with 2. With 2 shards the server's processes used ${cores(two.serverCores)} cores against ${cores(one.serverCores)} with 1, at ${x(q.cpuPerMsgUs)} the CPU per message, and the load generator got ${cores(two.loadCores)} against ${cores(one.loadCores)}. On ${echo.run.cores} cores shared with the load generator, a second shard has no core of its own: it competes with the first and with the load generator, and each message costs more (not profiled: likely fewer messages per event-loop wake-up in each shard, and two processes' fixed costs). Shards are for machines with cores to spare, and for holding more connections than one process may open (above); this machine cannot show the first.`,
+      '',
+    )
+  }
+  return out
 }
 
 /** bench/results-cluster.json (node bench/cluster.mjs): the chat example's shards on NATS. */

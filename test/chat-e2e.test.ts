@@ -8,7 +8,7 @@ import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {type ChatCodec, Client as ChatClient, loadCodec, type Msg, prepareCopy, running, type Running, serverEnv, startLinux, type Stats, waitFor} from './support/chat.js'
+import {type ChatCodec, Client as ChatClient, exchangeExactlyOnce, loadCodec, type Msg, prepareCopy, running, type Running, serverEnv, startLinux, type Stats, waitFor} from './support/chat.js'
 import {readIfExists, startUnderWine, requireWindowsAddon, windowsToolsMissing} from './support/windows.js'
 
 let codec: ChatCodec
@@ -154,40 +154,7 @@ for (const target of targets) {
     }, 60_000)
 
     it('delivers every private and group message exactly once, in order per sender', async () => {
-      for (let k = 0; k < K; k++) {
-        for (const c of clients) {
-          c.send('GroupSay', {seq: 100 + k, group: `g${c.userId % GROUPS}`, text: `g ${c.userId} ${k}`})
-          c.send('PrivateSend', {seq: 200 + k, to: (c.userId % N) + 1, text: `p ${c.userId} ${k}`})
-        }
-      }
-      await Promise.all(clients.map((c) => c.when(ack(200 + K - 1))))
-      const perGroup = N / GROUPS
-      // An ack reaches its sender, not the receivers: wait (bounded) for what each client is
-      // owed on its own connection, group and private, before checking it.
-      await Promise.all(clients.map(async (c) => {
-        const want = (perGroup - 1) * K
-        const owed = () => c.count((m) => m.type === 'GroupDeliver') < want || c.count((m) => m.type === 'PrivateDeliver') < K
-        for (let i = 0; i < 500 && owed(); i++) await new Promise((r) => setTimeout(r, 20))
-      }))
-      for (const c of clients) {
-        // Group: from each other member of the group, seq 100..119 once each, in order.
-        const bySender = new Map<number, number[]>()
-        for (const m of c.got) if (m.type === 'GroupDeliver') bySender.set(m.from as number, [...(bySender.get(m.from as number) ?? []), m.seq as number])
-        expect(bySender.size, `user ${c.userId} group senders`).toBe(perGroup - 1)
-        for (const [from, seqs] of bySender) {
-          expect(from % GROUPS).toBe(c.userId % GROUPS)
-          expect(seqs).toEqual(Array.from({length: K}, (_, k) => 100 + k))
-        }
-        // Private: from the previous user, seq 200..219 once each, in order.
-        const priv = c.got.filter((m) => m.type === 'PrivateDeliver')
-        expect(priv.map((m) => m.from)).toEqual(Array(K).fill(((c.userId - 2 + N) % N) + 1))
-        expect(priv.map((m) => m.seq)).toEqual(Array.from({length: K}, (_, k) => 200 + k))
-        // Every message was acknowledged ok.
-        for (let k = 0; k < K; k++) {
-          expect(c.got.filter(ack(100 + k)).map((m) => m.status)).toEqual([0])
-          expect(c.got.filter(ack(200 + k)).map((m) => m.status)).toEqual([0])
-        }
-      }
+      await exchangeExactlyOnce(clients, GROUPS, K)
     }, 120_000)
 
     it('survives abrupt disconnects mid-traffic; the others are told, and keep talking', async () => {

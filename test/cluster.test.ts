@@ -9,7 +9,7 @@ import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {type ChatCodec, Client as ChatClient, loadCodec, type Msg, prepareCopy, running, type Running, serverEnv, sleep, startLinux, type Stats} from './support/chat.js'
+import {type ChatCodec, Client as ChatClient, exchangeExactlyOnce, loadCodec, type Msg, prepareCopy, running, type Running, serverEnv, sleep, startLinux, type Stats} from './support/chat.js'
 import {type Nats, startNats} from './support/nats.js'
 import {readIfExists, requireWindowsAddon, startUnderWine, windowsToolsMissing} from './support/windows.js'
 
@@ -101,34 +101,7 @@ describe('the chat example as a cluster of 2 machines × 2 shards on NATS', () =
   }, 120_000)
 
   it('delivers every private and group message exactly once, in order per sender, across shards and machines', async () => {
-    for (let k = 0; k < K; k++) {
-      for (const c of clients) {
-        c.send('GroupSay', {seq: 100 + k, group: `g${c.userId % GROUPS}`, text: `g ${c.userId} ${k}`})
-        c.send('PrivateSend', {seq: 200 + k, to: (c.userId % N) + 1, text: `p ${c.userId} ${k}`})
-      }
-    }
-    await Promise.all(clients.map((c) => c.when(ack(200 + K - 1))))
-    const perGroup = N / GROUPS
-    await Promise.all(clients.map(async (c) => {
-      const owed = () => c.count((m) => m.type === 'GroupDeliver') < (perGroup - 1) * K || c.count((m) => m.type === 'PrivateDeliver') < K
-      for (let i = 0; i < 500 && owed(); i++) await sleep(20)
-    }))
-    for (const c of clients) {
-      const bySender = new Map<number, number[]>()
-      for (const m of c.got) if (m.type === 'GroupDeliver') bySender.set(m.from as number, [...(bySender.get(m.from as number) ?? []), m.seq as number])
-      expect(bySender.size, `user ${c.userId} group senders`).toBe(perGroup - 1)
-      for (const [from, seqs] of bySender) {
-        expect(from % GROUPS).toBe(c.userId % GROUPS)
-        expect(seqs, `user ${c.userId} from ${from}`).toEqual(Array.from({length: K}, (_, k) => 100 + k))
-      }
-      const priv = c.got.filter((m) => m.type === 'PrivateDeliver')
-      expect(priv.map((m) => m.from)).toEqual(Array(K).fill(((c.userId - 2 + N) % N) + 1))
-      expect(priv.map((m) => m.seq)).toEqual(Array.from({length: K}, (_, k) => 200 + k))
-      for (let k = 0; k < K; k++) {
-        expect(c.got.filter(ack(100 + k)).map((m) => m.status)).toEqual([0])
-        expect(c.got.filter(ack(200 + k)).map((m) => m.status)).toEqual([0])
-      }
-    }
+    await exchangeExactlyOnce(clients, GROUPS, K)
     // Group messages crossed the bus: each machine's shards received from the others.
     for (const m of machines) expect((await stats(m)).cluster!.received).toBeGreaterThan(0)
   }, 180_000)

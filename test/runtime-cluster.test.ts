@@ -92,6 +92,10 @@ async function shard(index: number, url?: string, timing = {heartbeatMs: 200, le
 }
 const closeSlot = (s: Shard, slot: number) => (s.server as unknown as {onEvents(b: Buffer): void}).onEvents(event(EventKind.close, slot, 1, Buffer.alloc(0)))
 const tick = () => new Promise((r) => setTimeout(r, 0))
+/** Stops shards as a process would: the server, then (already by the server) its bus. */
+async function stopAll(...shards: Shard[]): Promise<void> {
+  for (const s of shards) await s.server.stop()
+}
 
 describe('names and groups on one server, with no cluster', () => {
   it('one session per name; sendTo(name) reaches it; closing releases the name', async () => {
@@ -133,10 +137,7 @@ describe('two shards on a NATS server', () => {
       for (const name of names) expect((await b.server.whereIs(name))?.local).toBe(!wonByA.includes(name))
       expect(a.bus!.stats().bindsRefused + b.bus!.stats().bindsRefused).toBe(names.length)
     } finally {
-      await a.server.stop()
-      await b.server.stop()
-      await a.bus!.stop()
-      await b.bus!.stop()
+      await stopAll(a, b)
     }
   }, 30_000)
 
@@ -173,10 +174,7 @@ describe('two shards on a NATS server', () => {
       expect(b.bus!.stats().received).toBe(received)
       expect(b.sent.get(7)).toEqual(['to bob', 'one', 'two'])
     } finally {
-      for (const s of [a, b]) {
-        await s.server.stop()
-        await s.bus!.stop()
-      }
+      await stopAll(a, b)
     }
   }, 30_000)
 
@@ -210,10 +208,7 @@ describe('two shards on a NATS server', () => {
       expect(await a.server.whereIs('user:x')).toBeUndefined()
       expect(await a.server.bind(a.open(5), 'user:x', 'X again')).toBe(true)
     } finally {
-      for (const s of [a, b]) {
-        await s.server.stop()
-        await s.bus!.stop()
-      }
+      await stopAll(a, b)
     }
   }, 30_000)
 
@@ -265,10 +260,7 @@ describe('two shards on a NATS server', () => {
       const rebound = await a.server.bind(a.open(9), 'user:silent', 'S2')
       expect(rebound, JSON.stringify(a.bus!.stats())).toBe(true)
     } finally {
-      for (const s of [a, b]) {
-        await s.server.stop()
-        await s.bus!.stop()
-      }
+      await stopAll(a, b)
     }
   }, 30_000)
 })

@@ -7,6 +7,8 @@ import {connect, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
+import {expect} from 'vitest'
+
 import type {ServerStats} from '../../runtime/src/server.js'
 import {compileProject, projectDir, requireRuntimeBuilt, root} from './project.js'
 import {readIfExists} from './windows.js'
@@ -182,5 +184,51 @@ export class Client {
 
   count(test: (m: Msg) => boolean): number {
     return this.got.filter(test).length
+  }
+}
+
+const acked = (seq: number) => (m: Msg) => m.type === 'Ack' && m.seq === seq
+
+/**
+ * The exactly-once exchange: `clients` (user ids 1..N, each in group g<id % groups>) each say
+ * `k` group messages (seq 100 + i) and send `k` private messages (seq 200 + i) to the next user.
+ * Every client must get each other member's group messages and the previous user's private
+ * ones exactly once, in order, and an ok acknowledgement for each of its own.
+ */
+export async function exchangeExactlyOnce(clients: Client[], groups: number, k: number): Promise<void> {
+  const n = clients.length
+  for (let i = 0; i < k; i++) {
+    for (const c of clients) {
+      c.send('GroupSay', {seq: 100 + i, group: `g${c.userId % groups}`, text: `g ${c.userId} ${i}`})
+      c.send('PrivateSend', {seq: 200 + i, to: (c.userId % n) + 1, text: `p ${c.userId} ${i}`})
+    }
+  }
+  await Promise.all(clients.map((c) => c.when(acked(200 + k - 1))))
+  const perGroup = n / groups
+  // An ack reaches its sender, not the receivers: wait (bounded) for what each client is
+  // owed on its own connection, group and private, before checking it.
+  await Promise.all(clients.map(async (c) => {
+    const owed = () => c.count((m) => m.type === 'GroupDeliver') < (perGroup - 1) * k || c.count((m) => m.type === 'PrivateDeliver') < k
+    for (let i = 0; i < 500 && owed(); i++) await sleep(20)
+  }))
+  const seqs = (from: number) => Array.from({length: k}, (_, i) => from + i)
+  for (const c of clients) {
+    // Group: from each other member of the group, seq 100.. once each, in order.
+    const bySender = new Map<number, number[]>()
+    for (const m of c.got) if (m.type === 'GroupDeliver') bySender.set(m.from as number, [...(bySender.get(m.from as number) ?? []), m.seq as number])
+    expect(bySender.size, `user ${c.userId} group senders`).toBe(perGroup - 1)
+    for (const [from, got] of bySender) {
+      expect(from % groups).toBe(c.userId % groups)
+      expect(got, `user ${c.userId} from ${from}`).toEqual(seqs(100))
+    }
+    // Private: from the previous user, seq 200.. once each, in order.
+    const priv = c.got.filter((m) => m.type === 'PrivateDeliver')
+    expect(priv.map((m) => m.from)).toEqual(Array(k).fill(((c.userId - 2 + n) % n) + 1))
+    expect(priv.map((m) => m.seq)).toEqual(seqs(200))
+    // Every message was acknowledged ok.
+    for (let i = 0; i < k; i++) {
+      expect(c.got.filter(acked(100 + i)).map((m) => m.status)).toEqual([0])
+      expect(c.got.filter(acked(200 + i)).map((m) => m.status)).toEqual([0])
+    }
   }
 }

@@ -67,6 +67,10 @@ export interface ClusterStats {
   sessionsReaped: number
   /** Times this shard was found dead by the others (cut off past the lease) and closed its named sessions. */
   fenced: number
+  /** Cluster-scope lock acquisitions that found the lease held and waited (counted per retry). */
+  leaseWaits: number
+  /** Cluster-scope leases taken over from a shard found dead. */
+  leaseTakeovers: number
 }
 
 /** Subject tokens and KV keys of arbitrary names: base64url, with a prefix so none is empty. */
@@ -112,7 +116,7 @@ export class ClusterBus {
   private timer: NodeJS.Timeout | undefined
   private fenceSub: Subscription | undefined
   private stopped = false
-  private readonly counters = {published: 0, received: 0, publishedWhileDown: 0, dropped: 0, disconnects: 0, reconnects: 0, bindsRefused: 0, bindErrors: 0, takeovers: 0, shardsReaped: 0, sessionsReaped: 0, fenced: 0}
+  private readonly counters = {published: 0, received: 0, publishedWhileDown: 0, dropped: 0, disconnects: 0, reconnects: 0, bindsRefused: 0, bindErrors: 0, takeovers: 0, shardsReaped: 0, sessionsReaped: 0, fenced: 0, leaseWaits: 0, leaseTakeovers: 0}
 
   constructor(
     private readonly settings: ClusterSettings & {url: string},
@@ -307,6 +311,46 @@ export class ClusterBus {
     this.releasing.add(done)
     await done
     this.releasing.delete(done)
+  }
+
+  /**
+   * A cluster-scope lock: the KV key `l.<key>` holds the shard that has it. Waits (polling,
+   * 1 to 50 ms apart) while a live shard holds it, takes it over from a shard found dead, and
+   * resolves to the revision written: the fencing token, so a stale holder's release cannot
+   * touch a lease taken over since. Rejects while NATS is unreachable.
+   */
+  async lease(key: string): Promise<number> {
+    const k = `l.${token(key)}`
+    const entry = json({shard: this.shard})
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      if (this.stopped) throw new Error(`cluster lock ${key}: the cluster bus has stopped`)
+      try {
+        return await this.kv.create(k, entry)
+      } catch (error) {
+        if (!nameTaken(error)) throw new Error(`cluster lock ${key}: NATS KV unreachable (${(error as Error).message})`)
+      }
+      const current = await this.kv.get(k)
+      if (current?.operation === 'PUT') {
+        const holder = parse<{shard: string}>(current.value).shard
+        // Its holder is dead, or is this shard under an id it no longer answers to.
+        if (!this.alive(holder) || holder === this.shard) {
+          try {
+            const revision = await this.kv.update(k, entry, current.revision)
+            this.counters.leaseTakeovers++
+            return revision
+          } catch (error) {
+            if (!nameTaken(error)) throw error
+          }
+          continue
+        }
+      } else continue  // released between the two reads: try again at once
+      this.counters.leaseWaits++
+      await new Promise((resolve) => setTimeout(resolve, delay))
+    }
+  }
+
+  async unlease(key: string, fence: number): Promise<void> {
+    await this.kv.delete(`l.${token(key)}`, {previousSeq: fence})
   }
 
   /** Sends a frame to a name bound on another shard; resolves true once that shard queued it. */

@@ -7,6 +7,7 @@ import {ClusterBus, type ClusterHost, type ClusterStats, type LostSession, type 
 import {EVENT_GEN, EVENT_INDEX, EVENT_KIND, EVENT_LEN, EVENT_REASON, EVENT_SIZE, EVENT_TYPE, EventKind, BROADCAST_MARK, HANDLE_GEN, HANDLE_INDEX, HANDLE_SIZE, type NativeOptions, SEND_GEN, SEND_INDEX, SEND_LEN, SEND_SIZE} from './bridge.js'
 import {type ClusterSettings, type Codec, type MessageOf, type Protocol, type ProtocolTypes, RUNTIME_API} from './protocol.js'
 import {devMode, expire} from './lifetime.js'
+import {addLeaseStore} from './locks.js'
 import {type Connection, Session, type SessionHost, sessionId, SLOT_BITS} from './session.js'
 import {Slots} from './slots.js'
 import {DecodeError, Reader, Writer} from './wire.js'
@@ -175,6 +176,8 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
   /** Owner records to refresh on the bus: named sessions whose groups changed this tick. */
   private readonly ownersDirty = new Set<Session<T, S>>()
   private bus: ClusterBus | undefined
+  /** Removes the bus from where cluster-scope locks are leased. */
+  private unleased: (() => void) | undefined
   /** Encodes frames that leave through the bus only. */
   private readonly scratch = new Writer(1024)
 
@@ -221,12 +224,14 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
       const bus = new ClusterBus(cluster, this.clusterHost(), Number(process.env.IOCPGEN_SHARD_INDEX ?? 0))
       await bus.start()
       this.bus = bus
+      this.unleased = addLeaseStore(bus)
     }
     this.native = new addon.NativeServer(this.nativeOptions(), (batch) => this.onEvents(batch))
     try {
       return this.native.start()
     } catch (error) {
       this.native = undefined
+      this.unleased?.()
       await this.bus?.stop()
       throw error
     }
@@ -254,6 +259,7 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
     // The close events of the shutdown arrive on the next turn.
     await new Promise((resolve) => setImmediate(resolve))
     // Then the names go back, and the other shards hear this one leave.
+    this.unleased?.()
     await this.bus?.stop()
   }
 

@@ -53,6 +53,7 @@ export const CODES = {
   E402: {severity: 'error', title: 'unknown lock'},
   E403: {severity: 'error', title: 'unknown operation'},
   E404: {severity: 'error', title: 'read mode on a lock without one'},
+  E405: {severity: 'error', title: 'cluster scope on a lock that is not a mutex'},
   // The deadlock check on the lock graph.
   E410: {severity: 'error', title: 'lock order contradicts itself'},
   E411: {severity: 'error', title: 'possible deadlock: lock order cycle'},

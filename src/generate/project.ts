@@ -12,6 +12,7 @@ import type HandlebarsModule from 'handlebars'
 import type {Spec} from '../spec/model.js'
 import {handlerFile, handlerName, inbound, kebab} from './names.js'
 import {sampleObject} from './samples.js'
+import {emitLocks} from './locks.js'
 import {emitSettings} from './settings.js'
 import {emitProtocol, tableOf} from './typescript.js'
 
@@ -112,6 +113,7 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
   tool('src/generated/protocol.ts', emitProtocol(spec, tsHeader))
   tool('src/generated/spec.ts', emitSettings(spec, tsHeader))
   tool('src/generated/handlers.ts', render('src/generated/handlers.ts.hbs', view))
+  if (spec.locks.length > 0) tool('src/generated/locks.ts', emitLocks(spec, tsHeader))
   tool('src/generated/server.ts', render('src/generated/server.ts.hbs', view))
   tool('test/generated/codec.test.ts', render('test/generated/codec.test.ts.hbs', view))
   tool('test/generated/server.test.ts', render('test/generated/server.test.ts.hbs', view))

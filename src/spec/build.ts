@@ -160,6 +160,7 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
       leaf: bool(l.leaf, false),
       perInstance: bool(l.perInstance, false),
       nestById: bool(l.nestById, false),
+      scope: oneOf(l.scope, ['local', 'cluster'] as const, 'local'),
       at: at(['locks', name], 'key'),
     }))
 

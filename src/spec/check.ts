@@ -195,6 +195,7 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
   }
   for (const o of spec.operations) walk(o.steps)
   for (const l of spec.locks) {
+    if (l.scope === 'cluster' && l.kind !== 'mutex') out.push(diagnostic('E405', file, l.at, `lock "${l.name}" is ${l.kind === 'rwlock' ? 'an' : 'a'} ${l.kind} with scope: cluster`, 'a cluster lock is one lease in the cluster\'s KV, held by one shard at a time; declare it with kind: mutex, or drop scope: cluster'))
     if (!usedLocks.has(l.name)) out.push(diagnostic('W003', file, l.at, `lock "${l.name}" is declared but not used in order or operations`, 'add it to the order and to the operations that take it, or remove it'))
   }
   return out

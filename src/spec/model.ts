@@ -91,6 +91,8 @@ export interface LockDef {
   leaf: boolean
   perInstance: boolean
   nestById: boolean
+  /** `cluster`: a lease in the cluster's KV as well, so one holder cluster-wide (mutexes only). */
+  scope: 'local' | 'cluster'
   at: Position
 }
 

@@ -4,26 +4,49 @@
 import type {LostSession} from '@iocpgen/runtime'
 
 import type {Server, Session} from './generated/handlers.js'
+import {locks} from './generated/locks.js'
 import {AckStatus, PresenceEvent} from './generated/protocol.js'
 
 export const userName = (userId: number): string => `user:${userId}`
 /** The user id of a name made by userName, or undefined for any other name. */
 export const userIdOf = (name: string): number | undefined => (/^user:\d+$/.test(name) ? Number(name.slice(5)) : undefined)
 
-/** Registers a login, on every shard; false if that user id is already online anywhere. */
+/**
+ * Registers a login, on every shard; false if that user id is already online anywhere.
+ * Under the user id's lock, so a login waits for a logout of the same id still under way.
+ */
 export async function login(server: Server, session: Session, userId: number, nick: string): Promise<boolean> {
-  if (!(await server.bind(session, userName(userId), nick))) return false
-  session.state.userId = userId
-  session.state.nick = nick
-  return true
+  return locks.user(userId).lock(async () => {
+    if (!(await server.bind(session, userName(userId), nick))) return false
+    session.state.userId = userId
+    session.state.nick = nick
+    return true
+  })
 }
 
-/** On disconnect: tell each of the user's groups, on every shard. */
-export function disconnected(server: Server, session: Session): void {
+/** Logout: each group hears that the user is gone, one group at a time, then the user id is free. */
+export async function logout(server: Server, session: Session): Promise<void> {
   const {userId, nick} = session.state
   if (userId === undefined) return
-  for (const group of session.groups) {
-    server.broadcast(group, 'Presence', {group, member: {userId, nick: nick ?? ''}, event: PresenceEvent.disconnected}, session)
+  await locks.user(userId).lock(async (held) => {
+    for (const group of [...session.groups]) {
+      await held.group(group).lock(() => {
+        if (server.leave(group, session)) server.broadcast(group, 'Presence', {group, member: {userId, nick: nick ?? ''}, event: PresenceEvent.disconnected})
+      })
+    }
+    session.state.userId = undefined
+    await server.unbind(session, userName(userId))
+  })
+}
+
+/** On disconnect: tell each of the user's groups, on every shard, under that group's lock. */
+export async function disconnected(server: Server, session: Session): Promise<void> {
+  const {userId, nick} = session.state
+  if (userId === undefined) return
+  for (const group of [...session.groups]) {
+    await locks.group(group).lock(() => {
+      server.broadcast(group, 'Presence', {group, member: {userId, nick: nick ?? ''}, event: PresenceEvent.disconnected}, session)
+    })
   }
 }
 

@@ -1,15 +1,17 @@
 import type {Handler} from '../generated/handlers.js'
+import {locks} from '../generated/locks.js'
 import {AckStatus, PresenceEvent} from '../generated/protocol.js'
 import {requireLogin} from '../directory.js'
 
-/** GroupLeave: the remaining members hear about it. */
-export const onGroupLeave: Handler<'GroupLeave'> = (session, message, server) => {
+/** GroupLeave: the remaining members hear about it; under the group's lock, as every membership change. */
+export const onGroupLeave: Handler<'GroupLeave'> = async (session, message, server) => {
   const userId = requireLogin(session, message.seq)
   if (userId === undefined) return
-  if (!server.leave(message.group, session)) {
-    session.send('Ack', {seq: message.seq, status: AckStatus.notInGroup})
-    return
-  }
-  server.broadcast(message.group, 'Presence', {group: message.group, member: {userId, nick: session.state.nick ?? ''}, event: PresenceEvent.left})
-  session.send('Ack', {seq: message.seq, status: AckStatus.ok})
+  const {group} = message
+  const left = await locks.group(group).lock(() => {
+    if (!server.leave(group, session)) return false
+    server.broadcast(group, 'Presence', {group, member: {userId, nick: session.state.nick ?? ''}, event: PresenceEvent.left})
+    return true
+  })
+  session.send('Ack', {seq: message.seq, status: left ? AckStatus.ok : AckStatus.notInGroup})
 }

@@ -1,8 +1,10 @@
 import type {Handler} from '../generated/handlers.js'
 import {AckStatus} from '../generated/protocol.js'
+import {logout} from '../directory.js'
 
-/** Logout: acknowledged, then the connection closes after the acknowledgement is sent. */
-export const onLogout: Handler<'Logout'> = (session, message) => {
+/** Logout: the user's groups hear it and the user id is free; acknowledged, then the connection closes. */
+export const onLogout: Handler<'Logout'> = async (session, message, server) => {
+  await logout(server, session)
   session.send('Ack', {seq: message.seq, status: AckStatus.ok})
   session.close()
 }

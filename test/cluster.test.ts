@@ -92,11 +92,17 @@ describe('the chat example as a cluster of 2 machines × 2 shards on NATS', () =
     for (const c of clients) c.send('GroupJoin', {seq: 2, group: `g${c.userId % GROUPS}`})
     await Promise.all(clients.map((c) => c.when(ack(2))))
     for (const c of clients) expect(c.got.find(ack(2))!.status).toBe(0)
-    // The last to join each group was told every member, from every shard.
-    const last = clients.slice(-GROUPS)
-    for (const c of last) {
-      const list = c.got.find((m) => m.type === 'GroupMembers')!.members as {userId: number}[]
-      expect(list.map((m) => m.userId).sort((a, b) => a - b)).toEqual(clients.filter((o) => o.userId % GROUPS === c.userId % GROUPS).map((o) => o.userId))
+    // Joins of a group hold its cluster lock, so they happen one at a time across shards:
+    // the member lists a group's joiners got grow one by one, each containing the one before,
+    // and the last holds every member, from every shard.
+    for (let g = 0; g < GROUPS; g++) {
+      const members = clients.filter((c) => c.userId % GROUPS === g)
+      const lists = members
+        .map((c) => (c.got.find((m) => m.type === 'GroupMembers')!.members as {userId: number}[]).map((m) => m.userId).sort((a, b) => a - b))
+        .sort((a, b) => a.length - b.length)
+      expect(lists.map((l) => l.length)).toEqual(members.map((_, i) => i + 1))
+      for (let i = 1; i < lists.length; i++) expect(lists[i]).toEqual(expect.arrayContaining(lists[i - 1]!))
+      expect(lists.at(-1)).toEqual(members.map((c) => c.userId))
     }
   }, 120_000)
 

@@ -131,6 +131,16 @@ describe('locks at run time', () => {
       await expect(locks.room(1).lock(() => locks.room(2).lock(() => 1))).rejects.toThrow(/room has no nestById/)
     })
 
+    it('a callback scheduled inside a body does not inherit its lock once the body is over', async () => {
+      const locks = make({dev: true})
+      let later!: Promise<number>
+      await locks.groups.lock(() => {
+        // Runs after the body returned: in the body's async context, but groups is free again.
+        later = new Promise((resolve) => setTimeout(resolve, 5)).then(() => locks.groups.lock(() => 2))
+      })
+      await expect(later).resolves.toBe(2)
+    })
+
     it('reports a lock held, and a lock waited on, longer than the bound, with their sites', async () => {
       const reports: LockReport[] = []
       const locks = make({dev: true, warnMs: 30, onReport: (r) => reports.push(r)})

@@ -112,6 +112,8 @@ interface Held {
   lock: string
   key: LockKey | undefined
   site: string
+  /** Set on release: a timer or callback made inside the body keeps its context, not the lock. */
+  released?: boolean
 }
 
 const ascending = (a: LockKey, b: LockKey): boolean =>
@@ -171,6 +173,7 @@ export function createLocks(table: readonly LockTableEntry[], options: LockOptio
   const checkOrder = (lock: string, key: LockKey | undefined, site: string) => {
     const entry = byName.get(lock)!
     for (const h of held!.getStore() ?? []) {
+      if (h.released) continue
       if (byName.get(h.lock)!.after.has(lock)) continue
       if (h.lock === lock && entry.nestById && key !== undefined && h.key !== undefined && ascending(h.key, key)) continue
       const why =
@@ -215,6 +218,7 @@ export function createLocks(table: readonly LockTableEntry[], options: LockOptio
       try {
         return await held!.run([...(held!.getStore() ?? []), mine], () => body(token))
       } finally {
+        mine.released = true
         clearTimeout(timer)
         gate.sites.splice(gate.sites.indexOf(site), 1)
       }

@@ -9,6 +9,7 @@ import {createRequire} from 'node:module'
 
 import type HandlebarsModule from 'handlebars'
 
+import {closure, declaredOrder} from '../locks/dag.js'
 import type {Spec} from '../spec/model.js'
 import {handlerFile, handlerName, inbound, kebab} from './names.js'
 import {sampleObject} from './samples.js'
@@ -61,6 +62,17 @@ function render(template: string, view: object): string {
   return t(view)
 }
 
+/** One acquisition of the spec's first lock, nesting the next lock the order allows, for the README. */
+function locksExample(spec: Spec): string {
+  const take = (l: Spec['locks'][number], from: string, body: string, token = 'held') =>
+    `${from}.${l.name}${l.perInstance ? '(key)' : ''}.${l.kind === 'rwlock' ? 'write' : 'lock'}(async (${token}) => ${body})`
+  const first = spec.locks[0]
+  if (!first) return ''
+  const after = closure([first.name], declaredOrder([spec]).edges).get(first.name)!
+  const next = spec.locks.find((l) => after.has(l.name))
+  return take(first, 'locks', next ? `{\n  await ${take(next, 'held', '{ /* ... */ }', '')}\n}` : '{ /* ... */ }')
+}
+
 export function renderProject(input: ProjectInput): ProjectFile[] {
   const {spec} = input
   const table = tableOf(spec)
@@ -79,6 +91,8 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
     port: spec.server.port,
     shards: spec.server.shards === 0 ? 'auto' : spec.server.shards,
     clusterLease: `${spec.cluster.leaseMs / 1000} s`,
+    locks: spec.locks.map((l) => ({name: l.name})),
+    locksExample: locksExample(spec),
     maxFrame: spec.maxFrame,
     header: tsHeader,
     toolVersion: TOOL_VERSION,

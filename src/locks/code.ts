@@ -338,7 +338,7 @@ export function checkCodeLocks(spec: Spec, projectDir: string): CodeLockResult {
   const diagnostics: Diagnostic[] = []
   const operations: (Operation & {file: string})[] = []
   const reached = new Set<Node>()
-  const heldText = (held: Take[]) => (held.length ? `while holding ${held.map((h) => `${showKey(keyOf(h.lock, modeOf(h.lock, h.mode)))} taken at ${where(h.at)}`).join(', ')}` : 'with no lock held')
+  const heldText = (held: Take[]) => (held.length ? `while holding ${held.map((h) => `${h.lock} (${modeOf(h.lock, h.mode)}, taken at ${where(h.at)})`).join(', ')}` : 'with no lock held')
   const via = (chain: string[]) => (chain.length > 1 ? ` (via ${chain.join(' -> ')})` : '')
   const yamlOf = (key: string[]): string => {
     const [lock, mode] = key[0]!.split(':')
@@ -373,7 +373,7 @@ export function checkCodeLocks(spec: Spec, projectDir: string): CodeLockResult {
       const hint = under
         ? `if this is intended, add ${yamlOf(p.key.slice(-1))} under then: of the ${showKey(p.key.at(-2)!)} step of operations.${op.name} (${specWhere(under.at)}); else take ${p.take.lock} elsewhere`
         : `if this is intended, add - ${yamlOf(p.key.slice(-1))} under operations.${op.name}; else take ${p.take.lock} elsewhere`
-      diagnostics.push(diagnostic('E421', shown(p.take.at.file), p.take.at, `${op.name} takes ${taken} ${heldText(p.held)}${via(p.chain)}, which the spec does not declare`, hint, [`declared chains of ${op.name}: ${[...declared.keys()].join('; ') || 'none'}`]))
+      diagnostics.push(diagnostic('E421', shown(p.take.at.file), p.take.at, `${op.name} takes ${taken} ${heldText(p.held)}${via(p.chain)}, which the spec does not declare`, hint, [`declared chains of ${op.name}: ${[...declared.values()].map((d) => d.key.map(showKey).join(' > ')).join('; ') || 'none'}`]))
     }
     for (const [k, d] of declared) {
       const parent = joinKey(d.key.slice(0, -1))

@@ -176,6 +176,8 @@ describe('the CLI', () => {
     expect(r.stdout).toContain('  group -> users  [not declared, by groupJoin]  !! problem')
     expect(r.stdout).toContain('  users -> group  [declared, by groupSay, login]  !! problem')
     expect(r.stderr).toContain(`${drift}/src/maintenance.ts:5:15: error E421`)
+    const json = iocpgen('locks', `${drift}/spec.yaml`, '--from-code', '--format', 'json')
+    expect(JSON.parse(json.stdout).diagnostics.map((d: Diagnostic) => d.code)).toEqual(['E423', 'E421', 'E422', 'E421', 'E422', 'E421', 'E421'])
     // The spec alone draws its own operations.
     const spec = iocpgen('locks', `${drift}/spec.yaml`)
     expect(spec.stdout).toContain('  users -> group  [declared, by groupJoin, groupLeave]')
@@ -188,6 +190,7 @@ describe('the CLI', () => {
     expect(r.code).toBe(0)
     const g = JSON.parse(r.stdout)
     expect(g.edges).toEqual([{from: 'users', to: 'group', declared: true, operations: ['groupJoin', 'sweep'], problem: false}])
+    expect(g.diagnostics).toEqual([])
   })
 
   it('locks --from-code refuses a spec outside a project', () => {

@@ -3,7 +3,7 @@ import {basename} from 'node:path'
 
 import {Args, Flags} from '@oclif/core'
 
-import {hasErrors} from '../diagnostics/diagnostic.js'
+import {type Diagnostic, hasErrors} from '../diagnostics/diagnostic.js'
 import {formatText, makeReport} from '../diagnostics/format.js'
 import {checkLockGraph} from '../locks/check.js'
 import {checkCodeLocks, projectOf} from '../locks/code.js'
@@ -39,7 +39,7 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
   async run(): Promise<GraphView & {diagnostics: unknown[]}> {
     const {args, flags} = await this.parse(Locks)
     const result = validateSpecFile(args.spec)
-    const lockDiagnostics = result.diagnostics.filter((d) => /^(E4|W003|W005)/.test(d.code))
+    const lockDiagnostics: Diagnostic[] = result.diagnostics.filter((d) => /^(E4|W003|W005)/.test(d.code))
     if (!result.spec) {
       process.exitCode = 1
       this.logToStderr(formatText(makeReport([{file: result.file, diagnostics: result.diagnostics}]), {color: false}))
@@ -65,6 +65,7 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
         this.logToStderr(formatText(makeReport([{file: args.spec, diagnostics: code.diagnostics}]), {color: false, lineText}))
       }
       if (hasErrors(code.diagnostics)) process.exitCode = 1
+      lockDiagnostics.push(...code.diagnostics)
     }
     const graph = lockGraphOf(spec, coreSpec)
     const view = viewOf(graph, checkLockGraph(graph))

@@ -84,6 +84,7 @@ describe('checkCodeLocks on a project that drifted from its spec', () => {
       `${drift}/src/handlers/group-leave.ts:4:14 E422`,
       `${drift}/src/handlers/login.ts:11:11 E421`,
       `${drift}/src/maintenance.ts:5:15 E421`,
+      `${drift}/src/startup.ts:4:28 E421`,
     ])
   })
 
@@ -132,6 +133,12 @@ describe('checkCodeLocks on a project that drifted from its spec', () => {
     expect(d!.hint).toContain('add an operation named sweep')
     expect(result.operations.map((o) => o.name)).toContain('sweep')
   })
+
+  it('E421: top-level code, once for the outermost lock it takes', () => {
+    const found = find('E421', 'startup.ts')
+    expect(found).toHaveLength(1)
+    expect(found[0]!.message).toBe(`top-level code of ${join(root, drift)}/src/startup.ts takes users (read) with no lock held, but no operation of the spec reaches it`)
+  })
 })
 
 describe('the fixtures are real TypeScript', () => {
@@ -150,7 +157,7 @@ describe('the CLI', () => {
     expect(r.stdout).toContain("   11 |     await home.lock(() => session.send('home'))\n      |           ^^^^\n")
     expect(r.stdout).toContain(`${drift}/spec.yaml:33:3: error E423: operation kick takes locks, but no code for it was found\n   33 |   kick:\n      |   ^^^^\n`)
     expect(r.stdout).toContain(`  declared at ${drift}/spec.yaml:29:17: users (read) > group (write)`)
-    expect(r.stdout).toContain(`fail  ${drift}/spec.yaml: 7 errors`)
+    expect(r.stdout).toContain(`fail  ${drift}/spec.yaml: 8 errors`)
   })
 
   it('validate passes a clean project, and --no-code skips the code', () => {
@@ -166,8 +173,8 @@ describe('the CLI', () => {
     const r = iocpgen('validate', '--json', `${drift}/spec.yaml`)
     expect(r.code).toBe(1)
     const report = JSON.parse(r.stdout)
-    expect(report.files).toEqual([{file: `${drift}/spec.yaml`, ok: false, errors: 7, warnings: 0}])
-    expect(report.diagnostics.map((d: Diagnostic) => d.code)).toEqual(['E423', 'E421', 'E422', 'E421', 'E422', 'E421', 'E421'])
+    expect(report.files).toEqual([{file: `${drift}/spec.yaml`, ok: false, errors: 8, warnings: 0}])
+    expect(report.diagnostics.map((d: Diagnostic) => d.code)).toEqual(['E423', 'E421', 'E422', 'E421', 'E422', 'E421', 'E421', 'E421'])
   })
 
   it('locks --from-code draws the edges the code takes and reports the differences on stderr', () => {
@@ -177,7 +184,7 @@ describe('the CLI', () => {
     expect(r.stdout).toContain('  users -> group  [declared, by groupSay, login]  !! problem')
     expect(r.stderr).toContain(`${drift}/src/maintenance.ts:5:15: error E421`)
     const json = iocpgen('locks', `${drift}/spec.yaml`, '--from-code', '--format', 'json')
-    expect(JSON.parse(json.stdout).diagnostics.map((d: Diagnostic) => d.code)).toEqual(['E423', 'E421', 'E422', 'E421', 'E422', 'E421', 'E421'])
+    expect(JSON.parse(json.stdout).diagnostics.map((d: Diagnostic) => d.code)).toEqual(['E423', 'E421', 'E422', 'E421', 'E422', 'E421', 'E421', 'E421'])
     // The spec alone draws its own operations.
     const spec = iocpgen('locks', `${drift}/spec.yaml`)
     expect(spec.stdout).toContain('  users -> group  [declared, by groupJoin, groupLeave]')

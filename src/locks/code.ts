@@ -121,7 +121,13 @@ export function checkCodeLocks(spec: Spec, projectDir: string): CodeLockResult {
     (ts.isFunctionDeclaration(n) || ts.isMethodDeclaration(n) || ts.isConstructorDeclaration(n) || ts.isGetAccessorDeclaration(n) || ts.isSetAccessorDeclaration(n) || isFnExpr(n)) && n.body !== undefined
 
   /** `recv.lock|read|write(...)` on a handle whose type has a string literal `lockName`. */
-  const takeOf = (call: TsMorph.ts.CallExpression): {lock: string; mode: Mode; site: Node; recv: Node} | undefined => {
+  type TakeCall = {lock: string; mode: Mode; site: Node; recv: Node}
+  const takeCalls = new Map<Node, TakeCall | undefined>()
+  const takeOf = (call: TsMorph.ts.CallExpression): TakeCall | undefined => {
+    if (!takeCalls.has(call)) takeCalls.set(call, readTake(call))
+    return takeCalls.get(call)
+  }
+  const readTake = (call: TsMorph.ts.CallExpression): TakeCall | undefined => {
     const callee = unwrap(call.expression)
     if (!ts.isPropertyAccessExpression(callee)) return undefined
     const method = callee.name.text
@@ -418,16 +424,20 @@ export function checkCodeLocks(spec: Spec, projectDir: string): CodeLockResult {
   for (const o of owners) for (const c of callees(o)) if (c !== o) calledBy.add(c)
   const roots = owners.filter((o) => !calledBy.has(o))
   const names = new Set(spec.operations.map((o) => o.name))
-  const report = (take: Take | {at: Loc}, held: Take[], chain: string[], fn: string, lock: string, mode: Mode) =>
-    diagnostics.push(
-      diagnostic('E421', shown(take.at.file), take.at, `${fn} takes ${showKey(keyOf(lock, modeOf(lock, mode)))} ${heldText(held)}${via(chain)}, but no operation of the spec reaches it`, `declare it: add an operation named ${fn} to the spec with - ${yamlOf([keyOf(lock, modeOf(lock, mode))])}, or move the code into the handler or function of an operation`),
-    )
+  const report = (at: Loc, held: Take[], chain: string[], fn: string | undefined, lock: string, mode: Mode) => {
+    const step = yamlOf([keyOf(lock, modeOf(lock, mode))])
+    const hint = fn
+      ? `declare it: add an operation named ${fn} to the spec with - ${step}, or move the code into the handler or function of an operation`
+      : `move it into a function and add an operation named after it with - ${step}, or into the handler or function of an operation`
+    const who = fn ?? `top-level code of ${shown(at.file)}`
+    diagnostics.push(diagnostic('E421', shown(at.file), at, `${who} takes ${showKey(keyOf(lock, modeOf(lock, mode)))} ${heldText(held)}${via(chain)}, but no operation of the spec reaches it`, hint))
+  }
   for (const fn of roots) {
     for (const p of pathsOf(fn)) {
       if (reached.has(p.take.node)) continue
       reached.add(p.take.node)
       // Only the outermost: what it takes inside follows from declaring that.
-      if (p.key.length === 1) report(p.take, p.held, p.chain, fn.name, p.take.lock, p.take.mode)
+      if (p.key.length === 1) report(p.take.at, p.held, p.chain, fn.name, p.take.lock, p.take.mode)
     }
     if (!names.has(fn.name) && fn.name !== '(anonymous)') {
       names.add(fn.name)
@@ -435,10 +445,15 @@ export function checkCodeLocks(spec: Spec, projectDir: string): CodeLockResult {
     }
   }
   // Anything left: top-level code, or a callback handed over by reference and never called.
+  const left = new Set<Node>(orphans.filter((t) => !reached.has(t.node)).map((t) => t.node))
   for (const t of orphans) {
-    if (reached.has(t.node)) continue
+    if (!left.has(t.node)) continue
+    let inside = false
+    for (let p: Node | undefined = t.node.parent; p && !inside; p = p.parent) inside = left.has(p)
+    if (inside) continue
     const take = takeOf(t.node)!
-    report({at: t.at}, [], [], ownerOf(t.node) ? fnOf(ownerOf(t.node)!).name : `top-level code of ${shown(t.at.file)}`, take.lock, take.mode)
+    const owner = ownerOf(t.node)
+    report(t.at, [], [], owner && fnOf(owner).name, take.lock, take.mode)
   }
 
   return {diagnostics: sortDiagnostics(diagnostics), operations}

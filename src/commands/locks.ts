@@ -1,9 +1,12 @@
+import {readFileSync} from 'node:fs'
 import {basename} from 'node:path'
 
 import {Args, Flags} from '@oclif/core'
 
+import {type Diagnostic, hasErrors} from '../diagnostics/diagnostic.js'
 import {formatText, makeReport} from '../diagnostics/format.js'
 import {checkLockGraph} from '../locks/check.js'
+import {checkCodeLocks, projectOf} from '../locks/code.js'
 import {emitLockRanks} from '../locks/ranks.js'
 import {type GraphFormat, type GraphView, renderGraph, viewOf} from '../locks/render.js'
 import {coreLockModel, lockGraphOf, validateSpecFile} from '../spec/validate.js'
@@ -18,6 +21,7 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
     '<%= config.bin %> <%= command.id %> examples/chat/chat.yaml',
     '<%= config.bin %> <%= command.id %> examples/chat/chat.yaml --format mermaid',
     '<%= config.bin %> <%= command.id %> examples/chat/chat.yaml --format dot | dot -Tsvg > locks.svg',
+    '<%= config.bin %> <%= command.id %> my-server/chat.yaml --from-code',
   ]
 
   static override enableJsonFlag = true
@@ -29,12 +33,13 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
   static override flags = {
     format: Flags.option({description: 'output format; cpp writes the lock_ranks.h header the core checks locks against', options: ['text', 'dot', 'mermaid', 'json', 'cpp'] as const, default: 'text'})(),
     core: Flags.boolean({description: "include the native core's own locks (they are always part of the check)", default: false, allowNo: true}),
+    'from-code': Flags.boolean({description: "draw the locks the project's TypeScript takes instead of the spec's operations; differences go to stderr", default: false}),
   }
 
   async run(): Promise<GraphView & {diagnostics: unknown[]}> {
     const {args, flags} = await this.parse(Locks)
     const result = validateSpecFile(args.spec)
-    const lockDiagnostics = result.diagnostics.filter((d) => /^(E4|W003|W005)/.test(d.code))
+    const lockDiagnostics: Diagnostic[] = result.diagnostics.filter((d) => /^(E4|W003|W005)/.test(d.code))
     if (!result.spec) {
       process.exitCode = 1
       this.logToStderr(formatText(makeReport([{file: result.file, diagnostics: result.diagnostics}]), {color: false}))
@@ -42,7 +47,27 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
     }
     if (!result.ok) process.exitCode = 1
     const coreSpec = flags.core ? coreLockModel().spec : undefined
-    const graph = lockGraphOf(result.spec, coreSpec)
+    let spec = result.spec
+    if (flags['from-code']) {
+      const dir = projectOf(args.spec)
+      if (!dir) this.error(`${args.spec} is not in a generated project: no directory above it holds tsconfig.json and src/generated/locks.ts`, {exit: 1})
+      // Code findings cite the spec's steps: take the spec with positions.
+      const full = result.source ? result : validateSpecFile(args.spec, true, false)
+      const code = checkCodeLocks(full.spec ?? spec, dir)
+      spec = {...spec, operations: code.operations}
+      if (code.diagnostics.length) {
+        const lines = new Map<string, string[]>()
+        const lineText = (f: string, l: number) => {
+          if (f === full.file && full.source) return full.source.lineText(l)
+          if (!lines.has(f)) lines.set(f, readFileSync(f, 'utf8').split(/\r\n|\r|\n/))
+          return lines.get(f)?.[l - 1]
+        }
+        this.logToStderr(formatText(makeReport([{file: args.spec, diagnostics: code.diagnostics}]), {color: false, lineText}))
+      }
+      if (hasErrors(code.diagnostics)) process.exitCode = 1
+      lockDiagnostics.push(...code.diagnostics)
+    }
+    const graph = lockGraphOf(spec, coreSpec)
     const view = viewOf(graph, checkLockGraph(graph))
     if (flags.format === 'cpp') {
       if (!result.ok) this.error(`${args.spec} has errors; no header written`, {exit: 1})

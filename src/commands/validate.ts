@@ -1,12 +1,18 @@
+import {readFileSync} from 'node:fs'
+
 import {Args, Flags} from '@oclif/core'
 
+import {diagnostic, hasErrors, sortDiagnostics} from '../diagnostics/diagnostic.js'
 import {type ErrorFormat, formatGithub, formatText, makeReport, type Report} from '../diagnostics/format.js'
-import {validateSpecFile} from '../spec/validate.js'
+import {checkCodeLocks, projectOf} from '../locks/code.js'
+import {type SpecResult, validateSpecFile} from '../spec/validate.js'
 import {BaseCommand} from '../util/command.js'
 
 export default class Validate extends BaseCommand {
   static override summary = 'Check protocol specs and report every problem with file:line:col, a code and a hint.'
-  static override description = `Exit codes: 0 every spec is valid (warnings allowed), 1 a spec has errors, 2 usage error.
+  static override description = `A spec inside a generated project (a directory upward with tsconfig.json and src/generated/locks.ts)
+is also compared with the locks the project's code takes, unless --no-code is given.
+Exit codes: 0 every spec is valid (warnings allowed), 1 a spec has errors, 2 usage error.
 Diagnostic codes are stable and listed in docs/diagnostics.md.`
 
   static override examples = [
@@ -29,11 +35,12 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
       default: 'text',
     })(),
     quiet: Flags.boolean({char: 'q', description: 'print errors only, no warnings or summary lines'}),
+    code: Flags.boolean({description: "compare the locks the project's TypeScript takes with the spec's operations (when the spec is in a project)", default: true, allowNo: true}),
   }
 
   async run(): Promise<Report> {
     const {argv, flags} = await this.parse(Validate)
-    const results = (argv as string[]).map((file) => validateSpecFile(file))
+    const results = (argv as string[]).map((file) => (flags.code ? withCode(validateSpecFile(file)) : validateSpecFile(file)))
     const report = makeReport(
       results.map((r) => ({
         file: r.file,
@@ -54,10 +61,41 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
       const sources = new Map(results.map((r) => [r.file, r.source]))
       const text = formatText(flags.quiet ? {...report, files: report.files.filter((f) => !f.ok)} : report, {
         color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
-        lineText: (file, line) => sources.get(file)?.lineText(line),
+        lineText: (file, line) => sources.get(file)?.lineText(line) ?? codeLine(file, line),
       })
       if (text) this.log(text)
     }
     return report
   }
+}
+
+/** The spec's result with the code of its project checked against it, when it is in one. */
+function withCode(result: SpecResult): SpecResult {
+  if (!result.spec) return result
+  const dir = projectOf(result.file)
+  if (!dir) return result
+  // Code findings cite the spec's steps: those need the pass that keeps positions.
+  const full = result.source ? result : validateSpecFile(result.file, true, false)
+  if (!full.spec) return full
+  try {
+    const diagnostics = sortDiagnostics([...full.diagnostics, ...checkCodeLocks(full.spec, dir).diagnostics])
+    return {...full, diagnostics, ok: !hasErrors(diagnostics)}
+  } catch (error) {
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    const d = diagnostic('E999', full.file, {line: 1, col: 1}, `iocpgen failed while checking the code of ${dir} (${what.split('\n')[0]!.slice(0, 200)})`, 'this is a bug in iocpgen; run with --no-code to check the spec alone, and please report it')
+    return {...full, diagnostics: [...full.diagnostics, d], ok: false}
+  }
+}
+
+// Source lines of the project's files, for code diagnostics.
+const codeLines = new Map<string, string[] | undefined>()
+function codeLine(file: string, line: number): string | undefined {
+  if (!codeLines.has(file)) {
+    try {
+      codeLines.set(file, readFileSync(file, 'utf8').split(/\r\n|\r|\n/))
+    } catch {
+      codeLines.set(file, undefined)
+    }
+  }
+  return codeLines.get(file)?.[line - 1]
 }

@@ -66,6 +66,10 @@ export const CODES = {
   E418: {severity: 'error', title: 'forbidden lock order used'},
   E419: {severity: 'error', title: 'operation calls itself'},
   E420: {severity: 'error', title: 'name taken by the core'},
+  // The project's code against the declared operations.
+  E421: {severity: 'error', title: 'lock taken that the spec does not declare'},
+  E422: {severity: 'error', title: 'declared lock step the code no longer performs'},
+  E423: {severity: 'error', title: 'operation has no code'},
   // The checker itself failed: a bug in iocpgen, not in the spec.
   E999: {severity: 'error', title: 'internal error'},
   // Warnings.

@@ -38,9 +38,27 @@ describe('projectOf', () => {
     expect(projectOf(join(root, clean, 'src', 'handlers', 'login.ts'))).toBe(join(root, clean))
   })
 
-  it('finds none for a spec outside a project', () => {
-    expect(projectOf('examples/chat/chat.yaml')).toBeUndefined()
+  it('finds none for a spec outside a project, or in one without locks', () => {
+    expect(projectOf('examples/echo/echo.yaml')).toBeUndefined()
     expect(projectOf('test/fixtures/bad/pools.yaml')).toBeUndefined()
+  })
+})
+
+describe('the chat example', () => {
+  it('takes exactly the locks its spec declares: the check is silent', () => {
+    const spec = validateSpecFile(join(root, 'examples/chat/chat.yaml'), true, false)
+    const result = checkCodeLocks(spec.spec!, projectOf(spec.file)!)
+    expect(result.diagnostics).toEqual([])
+    // What the code does, operation by operation, is what the spec says.
+    const code = new Map(result.operations.map((o) => [o.name, chains(o.steps)]))
+    for (const o of spec.spec!.operations) expect(code.get(o.name) ?? [], o.name).toEqual(chains(o.steps))
+    expect(code.get('Logout')).toEqual(['user:write', 'user:write > group:write'])
+  })
+
+  it('locks --from-code draws the graph the code has', () => {
+    const r = iocpgen('locks', 'examples/chat/chat.yaml', '--from-code')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('user -> group  [declared, by Logout]')
   })
 })
 
@@ -201,7 +219,7 @@ describe('the CLI', () => {
   })
 
   it('locks --from-code refuses a spec outside a project', () => {
-    const r = iocpgen('locks', 'examples/chat/chat.yaml', '--from-code')
+    const r = iocpgen('locks', 'test/fixtures/good/all-types.yaml', '--from-code')
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('is not in a generated project')
   })

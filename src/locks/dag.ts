@@ -11,7 +11,7 @@ export type {DeclaredEdge} from './graph.js'
  * lock of the next one, and each `!<` statement forbids a pair. Edges are placed at their
  * second lock, in statement order.
  */
-export function declaredOrder(specs: readonly Spec[]): {edges: DeclaredEdge[]; never: DeclaredEdge[]} {
+export function declaredOrder(specs: readonly Pick<Spec, 'file' | 'order'>[]): {edges: DeclaredEdge[]; never: DeclaredEdge[]} {
   const edges: DeclaredEdge[] = []
   const never: DeclaredEdge[] = []
   for (const s of specs) {

@@ -62,8 +62,8 @@ export class DagCycleError extends Error {
 
 /**
  * Kahn's topological order of `nodes`; of the nodes ready at each step the earliest in `nodes`
- * comes first, so the order only changes when the graph does. Edges touching a node not in
- * `nodes` are ignored.
+ * comes first, so ties keep their input order and generated output stays put. Edges touching
+ * a node not in `nodes` are ignored.
  */
 export function topologicalOrder(nodes: readonly string[], edges: readonly {from: string; to: string}[]): string[] {
   const position = new Map(nodes.map((n, i) => [n, i]))

@@ -6,6 +6,7 @@ import {fileURLToPath} from 'node:url'
 
 import {type Code} from '../diagnostics/codes.js'
 import {type Diagnostic, diagnostic} from '../diagnostics/diagnostic.js'
+import {closure, components, shortestCycle} from './dag.js'
 import {type DeclaredEdge, edgeKey, type LockGraph, type Loc, type Path, type UsedEdge, type WalkProblem} from './graph.js'
 
 // Files of this package (the core's locks.yaml) are shown relative to it, as in the repository.
@@ -117,69 +118,8 @@ function line(g: LockGraph, e: Edge): string {
   return `${w.chain[0]} takes ${w.to} while holding ${w.from}${via(w.chain)}  [${where(placed.at)}${inside}]`
 }
 
-/** Strongly connected components (Tarjan), in a stable order. */
-function components(nodes: string[], adj: Map<string, Map<string, Edge>>): string[][] {
-  let index = 0
-  const idx = new Map<string, number>()
-  const low = new Map<string, number>()
-  const stack: string[] = []
-  const on = new Set<string>()
-  const out: string[][] = []
-  const visit = (v: string) => {
-    idx.set(v, index)
-    low.set(v, index++)
-    stack.push(v)
-    on.add(v)
-    for (const w of [...(adj.get(v)?.keys() ?? [])].sort()) {
-      if (!idx.has(w)) {
-        visit(w)
-        low.set(v, Math.min(low.get(v)!, low.get(w)!))
-      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!))
-    }
-    if (low.get(v) === idx.get(v)) {
-      const comp: string[] = []
-      let w: string
-      do {
-        w = stack.pop()!
-        on.delete(w)
-        comp.push(w)
-      } while (w !== v)
-      out.push(comp)
-    }
-  }
-  for (const n of [...nodes].sort()) if (!idx.has(n)) visit(n)
-  return out
-}
-
-/** The shortest cycle inside a component, as its nodes (the first repeated implicitly). */
-function shortestCycle(comp: string[], adj: Map<string, Map<string, Edge>>): string[] {
-  const inComp = new Set(comp)
-  let best: string[] | undefined
-  for (const start of [...comp].sort()) {
-    const prev = new Map<string, string>()
-    const queue = [start]
-    let found: string | undefined
-    while (queue.length > 0 && !found) {
-      const v = queue.shift()!
-      for (const w of [...(adj.get(v)?.keys() ?? [])].sort()) {
-        if (!inComp.has(w)) continue
-        if (w === start) {
-          found = v
-          break
-        }
-        if (!prev.has(w)) {
-          prev.set(w, v)
-          queue.push(w)
-        }
-      }
-    }
-    if (!found) continue
-    const path = [found]
-    while (path[0] !== start) path.unshift(prev.get(path[0]!)!)
-    if (!best || path.length < best.length) best = path
-  }
-  return best ?? comp
-}
+/** Successors of a lock, sorted: which cycle and which witness are reported must not depend on spec order. */
+const sortedNext = (adj: Map<string, Map<string, Edge>>) => (v: string) => [...(adj.get(v)?.keys() ?? [])].sort()
 
 /** Cycle reports, and the set of locks on a cycle (their orderings are already reported). */
 function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics: Diagnostic[]; cyclic: Map<string, number>} {
@@ -187,10 +127,11 @@ function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics
   const before = byPlace(g.home)
   const out: Diagnostic[] = []
   const cyclic = new Map<string, number>()
-  for (const [n, comp] of components([...g.locks.keys()], adj).entries()) {
+  const next = sortedNext(adj)
+  for (const [n, comp] of components([...g.locks.keys()].sort(), next).entries()) {
     if (comp.length < 2) continue
     for (const l of comp) cyclic.set(l, n)
-    let cycle = shortestCycle(comp, adj)
+    let cycle = shortestCycle([...comp].sort(), next) ?? comp
     const edge = (i: number) => adj.get(cycle[i]!)!.get(cycle[(i + 1) % cycle.length]!)!
     // Start the report at the earliest used edge (else the earliest statement) in the spec:
     // that is where the user will look.
@@ -241,20 +182,10 @@ function cycleDiagnostics(g: LockGraph, problemEdges: Set<string>): {diagnostics
 function orderingDiagnostics(g: LockGraph, cyclic: ReadonlyMap<string, number>, problemEdges: Set<string>): {diagnostics: Diagnostic[]; ordered: Set<string>} {
   const out: Diagnostic[] = []
   // Reachability over the declared order only.
-  const closureOf = (declared: readonly DeclaredEdge[]) => {
-    const next = new Map<string, string[]>()
-    for (const d of declared) next.get(d.from)?.push(d.to) ?? next.set(d.from, [d.to])
-    const reach = (from: string): Set<string> => {
-      const seen = new Set<string>()
-      const queue = [from]
-      while (queue.length > 0) for (const n of next.get(queue.shift()!) ?? []) if (!seen.has(n)) (seen.add(n), queue.push(n))
-      return seen
-    }
-    return new Map([...g.locks.keys()].map((l) => [l, reach(l)]))
-  }
-  const closure = closureOf(g.declared)
+  const locks = [...g.locks.keys()]
+  const reach = closure(locks, g.declared)
   // A spec may forbid nesting its lock with a core lock: that only strengthens the rule.
-  const stated = g.declared.some((d) => d.rule) ? closureOf(g.declared.filter((d) => !d.rule)) : closure
+  const stated = g.declared.some((d) => d.rule) ? closure(locks, g.declared.filter((d) => !d.rule)) : reach
   const placed = (w: UsedEdge) => place(g.home, w.takenAt, w)
   const inCore = (w: UsedEdge) => {
     const p = placed(w)
@@ -273,14 +204,14 @@ function orderingDiagnostics(g: LockGraph, cyclic: ReadonlyMap<string, number>, 
     }
   }
   for (const w of g.used.values()) {
-    const declared = closure.get(w.from)?.has(w.to)
-    const reversed = closure.get(w.to)?.has(w.from) || g.used.has(edgeKey(w.to, w.from))
+    const declared = reach.get(w.from)?.has(w.to)
+    const reversed = reach.get(w.to)?.has(w.from) || g.used.has(edgeKey(w.to, w.from))
     const forbidden = g.never.some((n) => n.from === w.from && n.to === w.to)
     const inCycle = cyclic.has(w.from) && cyclic.get(w.from) === cyclic.get(w.to)
     if (!declared && !reversed && !forbidden && !inCycle) {
       out.push(diagnostic('W005', placed(w).at.file, placed(w).at, `${w.chain[0]} takes ${w.to} while holding ${w.from}${via(w.chain)}, an order the spec does not declare`, `add "${w.from} < ${w.to}" to order, so later changes are checked against it`, inCore(w)))
     }
   }
-  const ordered = new Set([...closure].flatMap(([from, tos]) => [...tos].map((to) => edgeKey(from, to))))
+  const ordered = new Set([...reach].flatMap(([from, tos]) => [...tos].map((to) => edgeKey(from, to))))
   return {diagnostics: out, ordered}
 }

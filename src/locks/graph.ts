@@ -2,6 +2,7 @@
 // plus the declared order. Built by walking every operation with a stack of held locks.
 import type {Position} from '../diagnostics/diagnostic.js'
 import type {LockDef, Operation, Spec, Step} from '../spec/model.js'
+import {components, cycleThrough, declaredOrder} from './dag.js'
 
 export interface Loc extends Position {
   file: string
@@ -97,20 +98,9 @@ export function buildLockGraph(specs: readonly Spec[], home = specs.at(-1)?.file
     for (const l of s.locks) locks.set(l.name, {...l, file: s.file})
     for (const o of s.operations) opsByName.set(o.name, {...o, file: s.file})
   }
-  const graph: LockGraph = {locks, used: new Map(), declared: [], never: [], problems: [], home, visits: 0}
+  const {edges: declared, never} = declaredOrder(specs)
+  const graph: LockGraph = {locks, used: new Map(), declared, never, problems: [], home, visits: 0}
   const loc = (file: string, p: Position & {endCol?: number}): Loc => ({file, ...p})
-
-  for (const s of specs) {
-    for (const st of s.order) {
-      if (st.kind === 'chain') {
-        for (let i = 0; i + 1 < st.groups.length; i++) {
-          for (const a of st.groups[i]!) for (const b of st.groups[i + 1]!) graph.declared.push({from: a.name, to: b.name, at: loc(s.file, b.at)})
-        }
-      } else {
-        graph.never.push({from: st.before.name, to: st.after.name, at: loc(s.file, st.after.at)})
-      }
-    }
-  }
 
   // Number the steps. A lock step of an unknown lock (E402) is skipped with its section,
   // and a call of an unknown operation (E403) leads nowhere.
@@ -146,7 +136,8 @@ export function buildLockGraph(specs: readonly Spec[], home = specs.at(-1)?.file
   function stepsUnder(body: number): number[] {
     return bodySteps[body]!.flatMap((id) => (lockBody[id] === undefined ? [id] : [id, ...stepsUnder(lockBody[id]!)]))
   }
-  const cycles = components(calls)
+  // Ascending members: a cycle of calls is reported from its first operation.
+  const cycles = components(ops.map((_, i) => i), (o) => calls[o]!).map((comp) => comp.sort((a, b) => a - b))
   const reach: Bits[] = ops.map(() => new Uint32Array(words))
   for (const comp of cycles) {
     const bits = new Uint32Array(words)
@@ -341,63 +332,17 @@ export function buildLockGraph(specs: readonly Spec[], home = specs.at(-1)?.file
 
   // A cycle of calls: reported once, from its first operation, at the call that closes it.
   for (const comp of cycles) {
-    const start = Math.min(...comp)
+    const start = comp[0]!
     if (comp.length === 1 && !calls[start]!.includes(start)) continue
-    const prev = new Map<number, number>([[start, -1]])
-    const queue = [start]
-    let last: number | undefined
-    while (queue.length > 0 && last === undefined) {
-      const o = queue.shift()!
-      for (const c of calls[o]!) {
-        if (c === start) {
-          last = o
-          break
-        }
-        if (comp.includes(c) && !prev.has(c)) (prev.set(c, o), queue.push(c))
-      }
-    }
-    const chain = [start]
-    for (let o = last!; o !== start; o = prev.get(o)!) chain.splice(1, 0, o)
+    const chain = cycleThrough(start, (o) => calls[o]!, new Set(comp))!
+    const last = chain.at(-1)!
     const callAt = (from: number, to: number) => steps[stepsUnder(from).find((id) => callee(id) === to)!]!.at
     chain.push(start)
     graph.problems.push({
-      kind: 'recursion', at: callAt(last!, start), held: [],
+      kind: 'recursion', at: callAt(last, start), held: [],
       chain: chain.map((o) => ops[o]!.name), calls: chain.slice(1).map((o, i) => callAt(chain[i]!, o)),
     })
   }
   graph.problems.sort((a, b) => Number(a.at.file !== home) - Number(b.at.file !== home) || a.at.line - b.at.line || a.at.col - b.at.col || a.kind.localeCompare(b.kind))
   return graph
-}
-
-/** Strongly connected components of a graph given as successor lists, successors first. */
-function components(next: number[][]): number[][] {
-  let counter = 0
-  const index = new Int32Array(next.length).fill(-1)
-  const low = new Int32Array(next.length)
-  const onStack = new Uint8Array(next.length)
-  const stack: number[] = []
-  const out: number[][] = []
-  const visit = (v: number) => {
-    index[v] = low[v] = counter++
-    stack.push(v)
-    onStack[v] = 1
-    for (const w of next[v]!) {
-      if (index[w] === -1) {
-        visit(w)
-        low[v] = Math.min(low[v]!, low[w]!)
-      } else if (onStack[w]) low[v] = Math.min(low[v]!, index[w]!)
-    }
-    if (low[v] === index[v]) {
-      const comp: number[] = []
-      let w: number
-      do {
-        w = stack.pop()!
-        onStack[w] = 0
-        comp.push(w)
-      } while (w !== v)
-      out.push(comp.sort((a, b) => a - b))
-    }
-  }
-  for (let v = 0; v < next.length; v++) if (index[v] === -1) visit(v)
-  return out
 }

@@ -2,33 +2,22 @@
 // for each lock the set of locks that may already be held when it is taken (the transitive
 // declared order). Debug builds of the core check every acquisition against this table.
 import type {Spec} from '../spec/model.js'
+import {closure, DagCycleError, declaredOrder, topologicalOrder} from './dag.js'
 
 export function emitLockRanks(spec: Spec, header: string): string {
   const names = spec.locks.map((l) => l.name)
-  const before = new Map(names.map((n) => [n, new Set<string>()]))
-  for (const st of spec.order) {
-    if (st.kind !== 'chain') continue
-    for (let i = 0; i + 1 < st.groups.length; i++) {
-      for (const a of st.groups[i]!) for (const b of st.groups[i + 1]!) before.get(b.name)?.add(a.name)
-    }
-  }
-  // Transitive closure: everything before a predecessor is before us too.
-  let changed = true
-  while (changed) {
-    changed = false
-    for (const n of names) {
-      const set = before.get(n)!
-      for (const p of [...set]) for (const q of before.get(p) ?? []) if (!set.has(q)) (set.add(q), (changed = true))
-    }
-  }
-  // Topological order (Kahn), ties broken by declaration order so output is stable.
-  const ranked: string[] = []
-  const left = new Set(names)
-  while (left.size > 0) {
-    const next = names.find((n) => left.has(n) && [...before.get(n)!].every((p) => !left.has(p)))
-    if (!next) throw new Error('lock order has a cycle; validate the spec first')
-    ranked.push(next)
-    left.delete(next)
+  const known = new Set(names)
+  // A lock the spec does not declare is an error validation reports; it has no rank.
+  const edges = declaredOrder([spec]).edges.filter((e) => known.has(e.from) && known.has(e.to))
+  // Everything that may be held when a lock is taken: what reaches it in the declared order.
+  const before = closure(names, edges.map((e) => ({from: e.to, to: e.from})))
+  let ranked: string[]
+  try {
+    // Ties broken by declaration order so the output is stable.
+    ranked = topologicalOrder(names, edges)
+  } catch (e) {
+    if (e instanceof DagCycleError) throw new Error('lock order has a cycle; validate the spec first')
+    throw e
   }
   if (ranked.length > 32) throw new Error('at most 32 core locks fit the may-hold masks')
   const index = new Map(ranked.map((n, i) => [n, i]))

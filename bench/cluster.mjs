@@ -165,19 +165,30 @@ async function privateLatency(from, to, base) {
  */
 async function fanout(shards, over, base, group) {
   const probes = new Map()
+  const joined = new Map()
   const members = []
-  for (let i = 0; i < MEMBERS; i++) {
-    const shard = shards[i % over]
-    const c = await user(shard.port, base + i, (type, m) => type === 'GroupDeliver' && probes.get(c)?.(m.seq))
-    members.push(c)
+  // A member counts once its join is acknowledged: joins of one group hold its cluster lock,
+  // so they are done one at a time, each after the member list came from every shard.
+  const join = async (port, userId) => {
+    const c = await user(port, userId, (type, m) => {
+      if (type === 'GroupDeliver') probes.get(c)?.(m.seq)
+      else if (type === 'Ack' && m.seq === 1) joined.get(c)?.()
+    })
+    const acked = new Promise((r) => joined.set(c, r))
     c.send('GroupJoin', {seq: 1, group})
+    return {c, acked}
   }
-  await sleep(300 + MEMBERS)
+  const joinStart = Date.now()
+  const joins = []
+  for (let i = 0; i < MEMBERS; i++) joins.push(await join(shards[i % over].port, base + i))
+  await Promise.all(joins.map((j) => j.acked))
+  const joinMs = Date.now() - joinStart
+  members.push(...joins.map((j) => j.c))
   // The last member on each shard stands for that shard's delivery.
   const last = shards.slice(0, over).map((_, s) => members[MEMBERS - over + s])
-  const sender = await user(shards[0].port, base + MEMBERS)
-  sender.send('GroupJoin', {seq: 1, group})
-  await sleep(200)
+  const me = await join(shards[0].port, base + MEMBERS)
+  const sender = me.c
+  await me.acked
   const pending = new Map()
   let done = 0
   for (const p of last) {
@@ -206,7 +217,7 @@ async function fanout(shards, over, base, group) {
   const secs = (Date.now() - t0) / 1000
   for (const c of [...members, sender]) c.s.destroy()
   await sleep(200)
-  return (done * MEMBERS) / secs
+  return {rate: (done * MEMBERS) / secs, joinMs}
 }
 
 async function main() {
@@ -232,7 +243,7 @@ async function main() {
       const used = cpu1.map((v, i) => v - cpu0[i])
       const natsShare = used[0] / used.reduce((a, b) => a + b, 0)
       rounds.push({same, cross, fan, natsShare})
-      log(`same p50 ${same.p50.toFixed(0)} µs p99 ${same.p99.toFixed(0)}; cross p50 ${cross.p50.toFixed(0)} p99 ${cross.p99.toFixed(0)}; fan-out ${[1, 2, 4].map((k) => `${k}: ${Math.round(fan[k])}/s`).join(', ')}; nats cpu ${(natsShare * 100).toFixed(1)}%`)
+      log(`same p50 ${same.p50.toFixed(0)} µs p99 ${same.p99.toFixed(0)}; cross p50 ${cross.p50.toFixed(0)} p99 ${cross.p99.toFixed(0)}; fan-out ${[1, 2, 4].map((k) => `${k}: ${Math.round(fan[k].rate)}/s (joins ${fan[k].joinMs} ms)`).join(', ')}; nats cpu ${(natsShare * 100).toFixed(1)}%`)
     }
     const result = {
       date: new Date().toISOString().slice(0, 10),
@@ -251,7 +262,7 @@ async function main() {
         crossOverSameP50: median(rounds.map((r) => r.cross.p50 / r.same.p50)),
         crossOverSameP99: median(rounds.map((r) => r.cross.p99 / r.same.p99)),
       },
-      fanout: Object.fromEntries([1, 2, 4].map((k) => [k, {deliveriesPerSec: median(rounds.map((r) => r.fan[k])), vsOneShard: median(rounds.map((r) => r.fan[k] / r.fan[1]))}])),
+      fanout: Object.fromEntries([1, 2, 4].map((k) => [k, {deliveriesPerSec: median(rounds.map((r) => r.fan[k].rate)), vsOneShard: median(rounds.map((r) => r.fan[k].rate / r.fan[1].rate)), joinMsPerMember: median(rounds.map((r) => r.fan[k].joinMs / MEMBERS))}])),
       natsCpuShare: median(rounds.map((r) => r.natsShare)),
     }
     if (!smoke) writeFileSync(join(here, 'results-cluster.json'), `${JSON.stringify(result, null, 2)}\n`)

@@ -72,3 +72,9 @@ it('bench/cluster.mjs --smoke measures latency and fan-out across shards joined 
   for (const k of ['1', '2', '4']) expect(out.fanout[k].deliveriesPerSec).toBeGreaterThan(0)
   expect(out.natsCpuShare).toBeGreaterThan(0)
 }, 240_000)
+
+it('bench/locks.mjs --smoke times lock acquisitions in production and development mode', async () => {
+  const r = await run('locks.mjs', 60_000)
+  expect(r.status, r.stderr.slice(-3000)).toBe(0)
+  expect(r.stdout).toMatch(/^production: \d+ ns per acquisition .*\ndevelopment: \d+ ns per acquisition/m)
+})

@@ -1,6 +1,6 @@
 // The CLI as users and CI run it: exit codes, --json, --error-format github, help.
 import {spawnSync} from 'node:child_process'
-import {copyFileSync, existsSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -166,5 +166,40 @@ describe('help', () => {
   it('documents the exit codes on validate --help', () => {
     const r = iocpgen('validate', '--help')
     expect(r.stdout.replace(/\s+/g, ' ')).toContain('Exit codes: 0 every spec is valid (warnings allowed), 1 a spec has errors, 2 usage error.')
+  })
+})
+
+describe('small things users expect', () => {
+  const withInput = (input: string, ...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...args], {cwd: root, encoding: 'utf8', input, env: {...process.env, NO_COLOR: '1'}})
+    return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  }
+
+  it('-v, --version and version print the same version line', () => {
+    const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version as string
+    const lines = ['-v', '--version', 'version'].map((flag) => {
+      const r = iocpgen(flag)
+      expect(r.code, `${flag}: ${r.stderr}`).toBe(0)
+      return r.stdout.trim()
+    })
+    expect(lines[0]).toMatch(new RegExp(`^iocpgen/${version.replace(/\./g, '\\.')} `))
+    expect(new Set(lines).size).toBe(1)
+  })
+
+  it('validate - reads the spec from standard input, and places problems in "-"', () => {
+    const good = withInput(readFileSync(join(root, 'examples/echo/echo.yaml'), 'utf8'), 'validate', '-')
+    expect(good.code).toBe(0)
+    expect(good.stdout).toContain('ok    - (1 message)')
+    const broken = withInput('name: x\nversion: 1.0.0\nmessages: []\nframing: {maxFrame: 1}\n', 'validate', '-')
+    expect(broken.code).toBe(1)
+    expect(broken.stdout).toContain('-:4:21: error E304: framing.maxFrame is 1 bytes')
+    expect(broken.stdout).toContain('    4 | framing: {maxFrame: 1}')
+  })
+
+  it('a new that fails on a bad spec leaves no directory behind', () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'iocpgen-new-')), 'server')
+    const r = iocpgen('new', dir, '--spec', `${bad}/pools.yaml`, '--no-install')
+    expect(r.code).toBe(1)
+    expect(existsSync(dir)).toBe(false)
   })
 })

@@ -35,14 +35,15 @@ unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2
       this.error(`${args.dir} is not empty; pass --force to write into it anyway`, {exit: 2})
     }
     if (!existsSync(flags.spec)) this.error(`no such spec file: ${flags.spec}`, {exit: 2})
-    mkdirSync(dir, {recursive: true})
 
+    // The directory is made only once the spec is known good: a failed new leaves nothing.
     const specFile = basename(flags.spec)
     const prepared = prepare(dir, flags.spec, specFile)
     if (!prepared.plan) {
       this.logToStderr(prepared.problems)
       throw new SpecError(`${flags.spec} has errors; nothing was written`, prepared.diagnostics ?? [])
     }
+    mkdirSync(dir, {recursive: true})
     const specTarget = join(dir, specFile)
     if (resolve(flags.spec) !== specTarget) copyFileSync(flags.spec, specTarget)
     applyPlan(dir, prepared.plan)

@@ -25,7 +25,7 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
   static override strict = false
 
   static override args = {
-    spec: Args.string({description: 'spec files (YAML or JSON); several may be given', required: true}),
+    spec: Args.string({description: 'spec files (YAML or JSON); several may be given; - reads standard input', required: true}),
   }
 
   static override flags = {
@@ -71,7 +71,8 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
 
 /** The spec's result with the code of its project checked against it, when it is in one. */
 function withCode(result: SpecResult): SpecResult {
-  if (!result.spec) return result
+  // Standard input has no project around it, and cannot be read twice.
+  if (!result.spec || result.file === '-') return result
   const dir = projectOf(result.file)
   if (!dir) return result
   // Code findings cite the spec's steps: those need the pass that keeps positions.

@@ -173,10 +173,11 @@ export function readSpecText(file: string): TextResult {
   const at1 = {line: 1, col: 1}
   let bytes: Buffer
   try {
-    if (statSync(file).isDirectory()) {
+    if (file !== '-' && statSync(file).isDirectory()) {
       return {diagnostic: diagnostic('E002', file, at1, `${file} is a directory, not a spec file`, 'pass the path of a .yaml or .json spec file inside it')}
     }
-    bytes = readFileSync(file)
+    // "-" is standard input, as for most tools that read files.
+    bytes = readFileSync(file === '-' ? 0 : file)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT') {

@@ -103,7 +103,7 @@ inline const char* backend_name(BackendChoice b) {
 inline bool read_messages(const Napi::Object& o, const char* key, std::vector<MessageSpec>& out) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined()) return true;
-  const char* want = "an array of [type id (1..65535), smallest payload, largest payload]";
+  const char* want = "an array of [type id (0..65535), smallest payload, largest payload]";
   if (!v.IsArray()) return bad_option(o, key, want);
   Napi::Array rows = v.As<Napi::Array>();
   std::vector<MessageSpec> table;
@@ -116,7 +116,7 @@ inline bool read_messages(const Napi::Object& o, const char* key, std::vector<Me
       n[j] = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : NAN;
       if (!(n[j] >= 0 && n[j] <= 4294967295.0) || std::floor(n[j]) != n[j]) return bad_option(o, key, want);
     }
-    if (n[0] < 1 || n[0] > 65535 || n[1] > n[2]) return bad_option(o, key, want);
+    if (n[0] > 65535 || n[1] > n[2]) return bad_option(o, key, want);
     table.push_back(MessageSpec{uint16_t(n[0]), uint32_t(n[1]), uint32_t(n[2])});
   }
   out = std::move(table);

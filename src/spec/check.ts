@@ -157,6 +157,8 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
     if (!m) report('E305', at, `queueNotice names "${srv.queueNotice}", which is not a message`, guess ? `did you mean "${guess}"?` : 'name a server-to-client message with one u32 field, e.g. QueuePosition {position: u32}')
     else if (m.direction === 'client-to-server') report('E305', at, `queueNotice message ${m.name} is client-to-server`, `set its direction to server-to-client or both`)
     else if (!shape) report('E305', at, `queueNotice message ${m.name} must have exactly one u32 field (the position); it has ${m.fields.map((f) => `${f.name}: ${f.typeText}`).join(', ') || 'none'}`, 'give it a single field such as position: u32')
+    // The core takes type id 0 to mean "no notice".
+    else if (m.id === 0) report('E305', at, `queueNotice message ${m.name} has type id 0, which the core reads as "no notice"`, `give ${m.name} another id`)
   }
 
   // Locks: names and references (the deadlock check itself runs on the lock graph).

@@ -13,6 +13,7 @@ import {closure, declaredOrder} from '../locks/dag.js'
 import type {Spec} from '../spec/model.js'
 import {handlerFile, handlerName, inbound, kebab} from './names.js'
 import {sampleObject} from './samples.js'
+import {renderClients} from './clients/index.js'
 import {emitLocks} from './locks.js'
 import {emitSettings} from './settings.js'
 import {emitProtocol, tableOf} from './typescript.js'
@@ -80,6 +81,7 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
   const tool = (path: string, content: string) => files.push({path, content, owner: 'tool'})
   const user = (path: string, content: string) => files.push({path, content, owner: 'user'})
   const tsHeader = header(input)
+  const clients = renderClients(spec, tsHeader)
 
   const ids = new Set(spec.messages.map((m) => m.id))
   let unusedId = 0
@@ -111,6 +113,7 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
     inboundCount: inbound(spec.messages).length,
     unusedId,
     anyId: spec.messages.length ? Math.min(...spec.messages.map((m) => m.id)) : 0,
+    ...clients.view,
   }
 
   // The user's files: created once.
@@ -132,6 +135,7 @@ export function renderProject(input: ProjectInput): ProjectFile[] {
   tool('test/generated/codec.test.ts', render('test/generated/codec.test.ts.hbs', view))
   tool('test/generated/server.test.ts', render('test/generated/server.test.ts.hbs', view))
   tool('test/generated/bench.ts', render('test/generated/bench.ts.hbs', view))
+  for (const f of clients.files) tool(f.path, f.content)
   return files.sort((a, b) => a.path.localeCompare(b.path))
 }
 

@@ -150,13 +150,13 @@ describe('the packed tarballs', () => {
 
   it('the CLI holds its oclif manifest listing the commands, the LICENSE, and no native sources but locks.yaml', async () => {
     const files = await listTgz(cliTgz)
-    for (const f of ['LICENSE', 'README.md', 'oclif.manifest.json', 'bin/run.js', 'dist/commands/new.js', 'schema/iocpgen.schema.json', 'native-template/locks.yaml', 'templates/project/package.json.hbs']) {
+    for (const f of ['LICENSE', 'README.md', 'oclif.manifest.json', 'bin/run.js', 'dist/commands/new.js', 'schema/iocpgen.schema.json', 'native-template/locks.yaml', 'templates/project/package.json.hbs', 'templates/init/spec.yaml.hbs']) {
       expect(files, f).toContain(f)
     }
     expect(files.filter((f) => f.startsWith('native-template/') && f !== 'native-template/locks.yaml')).toEqual([])
     expect(files.filter((f) => /^(src|runtime|test|examples|native|prebuilds)\//.test(f))).toEqual([])
     const manifest = JSON.parse(await readTgz(cliTgz, 'oclif.manifest.json'))
-    expect(Object.keys(manifest.commands).sort()).toEqual(['generate', 'locks', 'new', 'validate', 'version'])
+    expect(Object.keys(manifest.commands).sort()).toEqual(['generate', 'init', 'locks', 'new', 'validate', 'version'])
     expect(manifest.version).toBe(version)
     const pkg = JSON.parse(await readTgz(cliTgz, 'package.json'))
     for (const t of exportTargets(pkg.exports)) expect(files, `export ${t}`).toContain(t.replace(/^\.\//, ''))
@@ -258,6 +258,17 @@ describe('installed from the tarballs on a machine without a compiler', () => {
     writeFileSync(join(app, 'src/handlers/echo.ts'), ECHO_HANDLER)
     await runOrThrow('npm', ['run', 'build'], {cwd: app, env})
   }, 300_000)
+
+  it('init and new name a JSON Schema that is installed where the spec is', async () => {
+    const user = join(work, 'user')
+    await runOrThrow('npx', ['iocpgen', 'init', 'lobby.yaml'], {cwd: user, env})
+    await runOrThrow('npx', ['iocpgen', 'validate', 'lobby.yaml'], {cwd: user, env})
+    for (const spec of [join(user, 'lobby.yaml'), join(app, 'echo.yaml')]) {
+      const schema = /^# yaml-language-server: \$schema=(\S+)$/m.exec(readFileSync(spec, 'utf8'))?.[1]
+      expect(schema, spec).toBe('node_modules/iocpgen/schema/iocpgen.schema.json')
+      expect(JSON.parse(readFileSync(join(dirname(spec), schema!), 'utf8')).title).toBe('iocpgen protocol spec')
+    }
+  })
 
   it('has no C++ compiler, make or Python on its PATH', async () => {
     for (const c of ['g++', 'gcc', 'cc', 'c++', 'clang++', 'make', 'python3', 'python']) {

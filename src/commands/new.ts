@@ -1,16 +1,18 @@
 import {spawn} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync} from 'node:fs'
-import {basename, join, relative, resolve} from 'node:path'
+import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {basename, extname, join, relative, resolve} from 'node:path'
 
 import {Args, Flags, ux} from '@oclif/core'
 
 import {applyPlan} from '../generate/plan.js'
+import {INSTALLED_SCHEMA, withSchemaComment} from '../generate/schema-ref.js'
 import {describePlan, prepare} from '../generate/workflow.js'
 import {BaseCommand, SpecError} from '../util/command.js'
 
 export default class New extends BaseCommand {
   static override summary = 'Create a server project from a spec: typed handlers, codec and tests on the native core of @iocpgen/runtime.'
-  static override description = `Copies the spec into the project, writes every file, then installs dependencies (skip with
+  static override description = `Copies the spec into the project (its yaml-language-server comment pointing at the
+schema the project installs), writes every file, then installs dependencies (skip with
 --no-install); @iocpgen/runtime brings its native addon prebuilt. Refuses a directory that is not empty
 unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2 usage error.`
 
@@ -38,14 +40,17 @@ unless --force. Exit codes: 0 created, 1 the spec has errors or a step failed, 2
 
     // The directory is made only once the spec is known good: a failed new leaves nothing.
     const specFile = basename(flags.spec)
-    const prepared = prepare(dir, flags.spec, specFile)
+    // The copy's schema comment names the schema the project installs (iocpgen is a devDependency).
+    const copied = (text: string) => withSchemaComment(text, INSTALLED_SCHEMA, extname(specFile) === '.json')
+    const prepared = prepare(dir, flags.spec, specFile, copied)
     if (!prepared.plan) {
       this.logToStderr(prepared.problems)
       throw new SpecError(`${flags.spec} has errors; nothing was written`, prepared.diagnostics ?? [])
     }
     mkdirSync(dir, {recursive: true})
     const specTarget = join(dir, specFile)
-    if (resolve(flags.spec) !== specTarget) copyFileSync(flags.spec, specTarget)
+    const specText = readFileSync(flags.spec, 'utf8')
+    if (copied(specText) !== specText || resolve(flags.spec) !== specTarget) writeFileSync(specTarget, copied(specText))
     applyPlan(dir, prepared.plan)
     const files = prepared.plan.actions.map((a) => a.path)
     this.log(describePlan(prepared.plan, false))

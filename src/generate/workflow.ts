@@ -16,14 +16,17 @@ export interface Prepared {
   diagnostics?: Diagnostic[]
 }
 
-/** Validates `specPath` and plans the project in `dir`; `specFile` is the spec relative to dir. */
-export function prepare(dir: string, specPath: string, specFile: string): Prepared {
+/**
+ * Validates `specPath` and plans the project in `dir`; `specFile` is the spec relative to dir.
+ * `copied` is how the spec's text will read in the project, when `new` edits its copy.
+ */
+export function prepare(dir: string, specPath: string, specFile: string, copied = (text: string) => text): Prepared {
   const result = validateSpecFile(specPath)
   if (!result.ok || !result.spec) {
     const report = makeReport([{file: result.file, diagnostics: result.diagnostics}])
     return {problems: formatText(report, {color: false, lineText: (_, l) => result.source?.lineText(l)}), diagnostics: result.diagnostics}
   }
-  const specText = readFileSync(specPath, 'utf8')
+  const specText = copied(readFileSync(specPath, 'utf8'))
   const files = renderProject({spec: result.spec, specText, specFile})
   return {plan: planProject(dir, files, result.spec, specFile, specText)}
 }

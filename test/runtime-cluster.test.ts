@@ -178,6 +178,35 @@ describe('two shards on a NATS server', () => {
     }
   }, 30_000)
 
+  it('namedMembers is done once every live shard has answered, members or none; a shard dead within its lease is waited for until waitMs', async () => {
+    const [a, b, c] = [await shard(0, nats.url), await shard(1, nats.url), await shard(2, nats.url)]
+    try {
+      const [ann, bob, cat] = [a.open(1), b.open(1), c.open(1)]
+      expect(await a.server.bind(ann, 'user:ann', 'Ann')).toBe(true)
+      expect(await b.server.bind(bob, 'user:bob', 'Bob')).toBe(true)
+      expect(await c.server.bind(cat, 'user:cat', 'Cat')).toBe(true)
+      a.server.join('g', ann)
+      b.server.join('g', bob)
+      c.server.join('other', cat)  // c has no member of g, and answers all the same
+      await Promise.all([a, b, c].map((s) => s.server.settle()))
+      await new Promise((r) => setTimeout(r, 300))  // a heartbeat: every shard knows the others
+      const sorted = (l: {name: string}[]) => l.map((m) => m.name).sort()
+      const asked = Date.now()
+      expect(sorted(await a.server.namedMembers('g', 5000))).toEqual(['user:ann', 'user:bob'])
+      // Both others answered: no waiting out the 5 s for a silence.
+      expect(Date.now() - asked).toBeLessThan(2500)
+
+      // c dies without a goodbye; within its lease a still counts it, so waits until waitMs.
+      await (c.bus as unknown as {nc: {close(): Promise<void>}}).nc.close()
+      clearInterval((c.bus as unknown as {timer: NodeJS.Timeout}).timer)
+      const again = Date.now()
+      expect(sorted(await a.server.namedMembers('g', 400))).toEqual(['user:ann', 'user:bob'])
+      expect(Date.now() - again).toBeGreaterThanOrEqual(390)
+    } finally {
+      await stopAll(a, b, c)
+    }
+  }, 30_000)
+
   it('a shard that dies is reaped by one survivor within the lease: its sessions are reported once and their names freed', async () => {
     const [a, b, c] = [await shard(0, nats.url), await shard(1, nats.url), await shard(2, nats.url)]
     const lost: LostSession[][] = []

@@ -89,6 +89,11 @@ interface Beat {
   shard: string
   names: number
 }
+/** One shard's answer to a roster request: its named members of the group. */
+interface Roster {
+  shard: string
+  members: {name: string; meta: string}[]
+}
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v))
 const parse = <T>(b: Uint8Array): T => JSON.parse(Buffer.from(b).toString('utf8')) as T
@@ -116,6 +121,8 @@ export class ClusterBus {
   private timer: NodeJS.Timeout | undefined
   private fenceSub: Subscription | undefined
   private stopped = false
+  /** Roster requests made: each gets its own reply subject. */
+  private asked = 0
   private readonly counters = {published: 0, received: 0, publishedWhileDown: 0, dropped: 0, disconnects: 0, reconnects: 0, bindsRefused: 0, bindErrors: 0, takeovers: 0, shardsReaped: 0, sessionsReaped: 0, fenced: 0, leaseWaits: 0, leaseTakeovers: 0}
 
   constructor(
@@ -158,6 +165,10 @@ export class ClusterBus {
     this.nc.subscribe(`${p}.hb`, {callback: (_e, m) => this.onBeat(parse<Beat>(m.data))})
     this.nc.subscribe(`${p}.bye`, {callback: (_e, m) => this.onGone(parse<Beat>(m.data).shard, false)})
     this.fenceSub = this.nc.subscribe(`${p}.fence.${this.shard}`, {callback: () => this.onFenced()})
+    // Every shard answers every roster request, members or none, so the asker knows how many
+    // answers to wait for. Subscribed before the first heartbeat: a shard others count as
+    // alive is already answering.
+    this.nc.subscribe(`${p}.gm`, {callback: (_e, m) => void m.respond(json({shard: this.shard, members: this.host.namedMembers(m.string())} satisfies Roster))})
     this.beat()
     this.timer = setInterval(() => this.tick(), this.settings.heartbeatMs)
     this.timer.unref()
@@ -178,10 +189,13 @@ export class ClusterBus {
   }
 
   stats(): ClusterStats {
+    return {shard: this.shard, connected: this.connected ? 1 : 0, peers: this.livePeerIds().length, ...this.counters}
+  }
+
+  /** Other shards heard from within the lease. */
+  private livePeerIds(): string[] {
     const now = Date.now()
-    let peers = 0
-    for (const v of this.peers.values()) if (now - v.seen <= this.settings.leaseMs) peers++
-    return {shard: this.shard, connected: this.connected ? 1 : 0, peers, ...this.counters}
+    return [...this.peers].filter(([, v]) => now - v.seen <= this.settings.leaseMs).map(([shard]) => shard)
   }
 
   /** Names bound on every live shard, as of their last heartbeats, plus this shard's now. */
@@ -209,8 +223,7 @@ export class ClusterBus {
         this.host.deliverToGroup(group, m.data)
       },
     })
-    const roster = this.nc.subscribe(`${this.prefix}.gm.${tok}`, {callback: (_e, m) => void m.respond(json(this.host.namedMembers(group)))})
-    this.groupSubs.set(group, [deliver, roster])
+    this.groupSubs.set(group, [deliver])
   }
 
   /** The last local member left. */
@@ -224,16 +237,33 @@ export class ClusterBus {
     this.publish(`${this.prefix}.g.${token(group)}`, frame)
   }
 
-  /** Named members of a group on other shards (each answers for its own), within `waitMs`. */
+  /**
+   * Named members of a group on other shards, each answering for its own. Done when every
+   * shard alive at the asking has answered (a shard that died within its lease is waited
+   * for until `waitMs`); a shard too new to be known may answer too, and is counted.
+   */
   async remoteMembers(group: string, waitMs = 1000): Promise<{name: string; meta: string}[]> {
-    if (!this.connected) return []
+    const waiting = new Set(this.livePeerIds())
+    if (!this.connected || waiting.size === 0) return []
     const out: {name: string; meta: string}[] = []
-    try {
-      const replies = await this.nc.requestMany(`${this.prefix}.gm.${token(group)}`, undefined, {strategy: 'stall', stall: 50, maxWait: waitMs})
-      for await (const m of replies) out.push(...parse<{name: string; meta: string}[]>(m.data))
-    } catch {
-      // No other shard has members: nobody answers.
-    }
+    const inbox = `${this.prefix}.r.${this.shard}.${++this.asked}`
+    await new Promise<void>((done) => {
+      const timer = setTimeout(finish, waitMs)
+      const sub = this.nc.subscribe(inbox, {
+        callback: (_e, m) => {
+          const reply = parse<Roster>(m.data)
+          out.push(...reply.members)
+          waiting.delete(reply.shard)
+          if (waiting.size === 0) finish()
+        },
+      })
+      function finish() {
+        clearTimeout(timer)
+        sub.unsubscribe()
+        done()
+      }
+      this.nc.publish(`${this.prefix}.gm`, group, {reply: inbox})
+    })
     return out
   }
 

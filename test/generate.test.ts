@@ -2,7 +2,7 @@
 // hand edits of generated files refused, --check and --dry-run for CI and review.
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, relative} from 'node:path'
 
@@ -144,9 +144,47 @@ describe('iocpgen generate', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('conflict src/generated/protocol.ts: was edited by hand since it was generated')
     expect(readFileSync(file, 'utf8')).toContain('// a quick fix')
-    expect(iocpgen(dir, 'generate', '--force').code).toBe(0)
+    // --dry-run says the same, with the same exit code, and writes nothing.
+    const dry = iocpgen(dir, 'generate', '--dry-run')
+    expect(dry.code).toBe(1)
+    expect(dry.stdout).toContain('conflict src/generated/protocol.ts')
+    expect(dry.stderr).toContain('1 generated file(s) changed by hand')
+    expect(readFileSync(file, 'utf8')).toContain('// a quick fix')
+    const forced = iocpgen(dir, 'generate', '--force')
+    expect(forced.code).toBe(0)
     expect(readFileSync(file, 'utf8')).not.toContain('// a quick fix')
     expect(readFileSync(file, 'utf8')).toContain('export const MAX_FRAME = 16384')
+    // What --force overwrote is kept, named in the output, and ignored by git.
+    expect(forced.stdout).toContain('backup .iocpgen/backup/src/generated/protocol.ts (your edit, overwritten)')
+    expect(readFileSync(join(dir, '.iocpgen/backup/src/generated/protocol.ts'), 'utf8')).toContain('// a quick fix')
+    expect(readFileSync(join(dir, '.gitignore'), 'utf8')).toMatch(/^\.iocpgen\/backup\/$/m)
+  })
+
+  it('runs from any directory inside the project', () => {
+    const dir = newProject()
+    writeFileSync(join(dir, 'chat.yaml'), readFileSync(join(dir, 'chat.yaml'), 'utf8').replace('port: 7000', 'port: 7100'))
+    const r = iocpgen(join(dir, 'src', 'handlers'), 'generate')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('update src/generated/spec.ts')
+    expect(readFileSync(join(dir, 'src/generated/spec.ts'), 'utf8')).toContain('port: 7100')
+    expect(existsSync(join(dir, 'src/handlers/src'))).toBe(false)
+    // Outside any project it says so, as before.
+    const outside = iocpgen(temp(), 'generate')
+    expect(outside.code).toBe(2)
+    expect(outside.stderr).toContain('has no spec')
+  })
+
+  it('says when npm install must bring another runtime and its addon, and that a spec change needs no rebuild', () => {
+    const dir = newProject()
+    writeFileSync(join(dir, 'chat.yaml'), readFileSync(join(dir, 'chat.yaml'), 'utf8').replace('port: 7000', 'port: 7100'))
+    expect(iocpgen(dir, 'generate').stdout).toContain('addon: nothing to rebuild (the spec reaches the native core as data)')
+    // An installed runtime of another version (npm install not run since the pin moved).
+    const installed = join(dir, 'node_modules/@iocpgen/runtime')
+    mkdirSync(installed, {recursive: true})
+    writeFileSync(join(installed, 'package.json'), JSON.stringify({name: '@iocpgen/runtime', version: '0.0.1'}))
+    writeFileSync(join(dir, 'chat.yaml'), readFileSync(join(dir, 'chat.yaml'), 'utf8').replace('port: 7100', 'port: 7200'))
+    const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version
+    expect(iocpgen(dir, 'generate').stdout).toContain(`addon: run npm install: the project now needs @iocpgen/runtime ${version} (installed: 0.0.1), and its native addon comes with it`)
   })
 
   it('--check catches a deleted generated file and a stale one, and deletes what is no longer generated', () => {
@@ -219,7 +257,8 @@ describe('iocpgen generate', () => {
     const src = join(temp(), 'mine.yaml')
     cpSync(join(root, 'examples', 'echo', 'echo.yaml'), src)
     const dir = newProject(src)
-    expect(readFileSync(join(dir, 'mine.yaml'), 'utf8')).toBe(readFileSync(src, 'utf8'))
+    // As written, but for the schema comment, which names the schema the project installs.
+    expect(readFileSync(join(dir, 'mine.yaml'), 'utf8')).toBe(readFileSync(src, 'utf8').replace('$schema=../../schema/', '$schema=node_modules/iocpgen/schema/'))
     expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).iocpgen).toEqual({spec: 'mine.yaml'})
   })
 })

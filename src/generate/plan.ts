@@ -1,7 +1,7 @@
 // Compares the files a spec renders to with what is on disk and in the manifest, and says
 // what to create, update and delete; what was edited by hand is a conflict.
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 
 import type {Spec} from '../spec/model.js'
@@ -11,6 +11,8 @@ import type {ProjectFile} from './project.js'
 import {specHash, TOOL_VERSION} from './project.js'
 
 export const MANIFEST = '.iocpgen/manifest.json'
+/** Where `generate --force` keeps what it overwrites of a hand edit, under the same path. */
+export const BACKUP = '.iocpgen/backup'
 
 // No tool version here: a tool upgrade that renders the same files changes nothing.
 export interface Manifest {
@@ -145,10 +147,19 @@ function handlerFilesOnDisk(dir: string): string[] {
     .map((f) => `src/handlers/${f}`)
 }
 
-export function applyPlan(dir: string, plan: Plan): void {
+/** Writes the plan; a conflicting file is first copied under BACKUP. Returns the backups made. */
+export function applyPlan(dir: string, plan: Plan): string[] {
+  const backups: string[] = []
+  const conflicted = new Set(plan.conflicts.map((c) => c.path))
   if (plan.pin) writeFileSync(join(dir, 'package.json'), plan.pin.content)
   for (const a of plan.actions) {
     const p = join(dir, a.path)
+    if (conflicted.has(a.path) && existsSync(p)) {
+      const backup = `${BACKUP}/${a.path}`
+      mkdirSync(dirname(join(dir, backup)), {recursive: true})
+      copyFileSync(p, join(dir, backup))
+      backups.push(backup)
+    }
     if (a.kind === 'delete') {
       rmSync(p, {force: true})
       removeEmptyParents(dir, dirname(p))
@@ -157,6 +168,7 @@ export function applyPlan(dir: string, plan: Plan): void {
       writeFileSync(p, a.content)
     }
   }
+  return backups
 }
 
 /** Removes `from` and its parents while they are empty, up to (not including) the project. */

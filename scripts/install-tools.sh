@@ -23,6 +23,8 @@ need 'command -v wine'                                     wine wine64
 need 'command -v clang++ && command -v llvm-symbolizer'    clang llvm
 # The cluster tests start their own NATS server (JetStream on).
 need 'command -v nats-server'                              nats-server
+# The generated C# client's tests compile it with mcs and run it with mono.
+need 'command -v mcs && command -v mono'                   mono-mcs mono-runtime
 # TSan and ASan runtimes: clang links them only when libclang-rt is present.
 need 'command -v clang++ && echo "int main(){}" | clang++ -x c++ -fsanitize=thread -o /tmp/ci-tsan-probe -' libclang-rt-14-dev
 
@@ -32,7 +34,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Re-check: a package that installed but did not bring the command is a CI failure here,
   # not a confusing test failure later.
-  for c in g++ make python3 pkg-config x86_64-w64-mingw32-g++-posix wine clang++ llvm-symbolizer nats-server; do
+  for c in g++ make python3 pkg-config x86_64-w64-mingw32-g++-posix wine clang++ llvm-symbolizer nats-server mcs mono; do
     command -v "$c" >/dev/null || { echo "ci: $c still missing after install" >&2; exit 1; }
   done
 fi

@@ -16,8 +16,11 @@ export function run(cmd: string, args: string[], options: {cwd?: string; input?:
     const child = spawn(cmd, args, {cwd: options.cwd, env: options.env})
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    // Decoded as a stream: a UTF-8 character split across two chunks stays whole.
+    child.stdout.setEncoding('utf8')
+    child.stderr.setEncoding('utf8')
+    child.stdout.on('data', (d: string) => (stdout += d))
+    child.stderr.on('data', (d: string) => (stderr += d))
     child.on('error', (error) => done({status: null, stdout, stderr, error}))
     child.on('close', (status) => done({status, stdout, stderr}))
     // A command that exits before reading its input must not fail the test with EPIPE.

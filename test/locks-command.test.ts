@@ -1,7 +1,7 @@
 // iocpgen locks: the graph in each format, problems marked, and the README's copy up to date.
 import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {join, resolve} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
@@ -21,6 +21,22 @@ describe('iocpgen locks', () => {
     expect(g.edges.filter((e: {problem: boolean}) => e.problem)).toEqual([])
     expect(g.diagnostics).toEqual([])
   })
+
+  it.each([['examples/chat/chat.yaml'], ['test/fixtures/good/all-types.yaml'], ['test/fixtures/bad/lock-two-cycle.yaml']])(
+    '--format json and --json give the line and column where each lock of %s, and of the core, is declared',
+    (spec) => {
+      for (const args of [['--format', 'json'], ['--json']]) {
+        const g = JSON.parse(iocpgen('locks', spec, '--core', ...args).stdout) as {locks: {name: string; file: string; line: number; col: number}[]}
+        expect(g.locks.length).toBeGreaterThan(9)
+        for (const l of g.locks) {
+          // Where the name is written as a key under locks:, found by reading the file.
+          const lines = readFileSync(resolve(root, l.file), 'utf8').split('\n')
+          const line = lines.findIndex((t, i) => i > lines.indexOf('locks:') && new RegExp(`^\\s+${l.name}:`).test(t)) + 1
+          expect({lock: l.name, line: l.line, col: l.col}).toEqual({lock: l.name, line, col: lines[line - 1]!.indexOf(l.name) + 1})
+        }
+      }
+    },
+  )
 
   it('marks the edges of a cycle in red in DOT and exits 1', () => {
     const r = iocpgen('locks', 'test/fixtures/bad/lock-two-cycle.yaml', '--format', 'dot')

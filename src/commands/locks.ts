@@ -38,7 +38,8 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
 
   async run(): Promise<GraphView & {diagnostics: unknown[]}> {
     const {args, flags} = await this.parse(Locks)
-    const result = validateSpecFile(args.spec)
+    // The positioned pass: the graph gives each lock's line and column.
+    const result = validateSpecFile(args.spec, true, false)
     const lockDiagnostics: Diagnostic[] = result.diagnostics.filter((d) => /^(E4|W003|W005)/.test(d.code))
     if (!result.spec) {
       process.exitCode = 1
@@ -46,7 +47,7 @@ red ones are on a deadlock cycle or break a forbidden order. Exit codes as for v
       return {locks: [], edges: [], diagnostics: result.diagnostics}
     }
     if (!result.ok) process.exitCode = 1
-    const coreSpec = flags.core ? coreLockModel().spec : undefined
+    const coreSpec = flags.core ? coreLockModel(true).spec : undefined
     let spec = result.spec
     if (flags['from-code']) {
       const dir = projectOf(args.spec)

@@ -16,7 +16,7 @@ export interface GraphEdge {
 }
 
 export interface GraphView {
-  locks: {name: string; kind: string; leaf: boolean; perInstance: boolean; nestById: boolean; file: string; line: number}[]
+  locks: {name: string; kind: string; leaf: boolean; perInstance: boolean; nestById: boolean; scope: string; file: string; line: number; col: number}[]
   edges: GraphEdge[]
 }
 
@@ -30,7 +30,7 @@ export function viewOf(g: LockGraph, check: Pick<LockCheck, 'problemEdges' | 'or
   }
   for (const d of g.declared) edge(d.from, d.to)
   for (const u of g.used.values()) edge(u.from, u.to).operations.push(...u.operations)
-  const locks = [...g.locks.values()].map((l) => ({name: l.name, kind: l.kind, leaf: l.leaf, perInstance: l.perInstance, nestById: l.nestById, file: l.file, line: l.at.line}))
+  const locks = [...g.locks.values()].map((l) => ({name: l.name, kind: l.kind, leaf: l.leaf, perInstance: l.perInstance, nestById: l.nestById, scope: l.scope, file: l.file, line: l.at.line, col: l.at.col}))
   const sorted = [...edges.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to))
   for (const e of sorted) e.operations.sort()
   return {locks, edges: sorted}

@@ -107,12 +107,20 @@ describe('usage errors exit 2', () => {
   it.each([
     [['validate'], 'Missing 1 required arg'],
     [['validate', '--error-format', 'xml', 'a.yaml'], 'Expected --error-format=xml to be one of'],
-    [['validate', '--bogus', 'a.yaml'], 'Nonexistent flag: --bogus'],
-    [['valdate', 'a.yaml'], 'is not a iocpgen command'],
+    [['validate', '--bogus', 'a.yaml'], 'unknown flag --bogus; "iocpgen validate --help" lists them'],
+    // Suggestions work with no terminal attached (stdin, stdout and stderr are pipes here), and never prompt.
+    [['valdate', 'a.yaml'], '"valdate" is not an iocpgen command. Did you mean "validate"? "iocpgen help" lists them.'],
+    [['generat'], 'Did you mean "generate"?'],
+    [['frobnicate'], '"frobnicate" is not an iocpgen command. "iocpgen help" lists them.'],
+    [['validate', '--error-fromat', 'json', 'a.yaml'], 'unknown flag --error-fromat (did you mean --error-format?)'],
+    [['new', 'x', '--spec', 'y.yaml', '--instal'], 'unknown flag --instal (did you mean --install?)'],
   ])('iocpgen %j', (args, text) => {
     const r = iocpgen(...args)
     expect(r.code).toBe(2)
-    expect(r.stderr).toContain(text)
+    // oclif wraps long errors with " ›   " at each line start; the text is what matters.
+    expect(r.stderr.replace(/\s*›\s*/g, ' ').replace(/\s+/g, ' ')).toContain(text)
+    // A mistyped name gets one line, not the command's whole usage.
+    if (/unknown flag|not an iocpgen command/.test(text)) expect(r.stderr).not.toContain('USAGE')
   })
 })
 
@@ -120,7 +128,7 @@ describe('--json keeps the exit codes and says why in a few lines', () => {
   it.each([
     [['validate', '--json'], 'Missing 1 required arg'],
     [['validate', '--json', '--error-format', 'xml', 'a.yaml'], 'Expected --error-format=xml to be one of'],
-    [['validate', '--json', '--bogus', 'a.yaml'], 'Nonexistent flag: --bogus'],
+    [['validate', '--json', '--bogus', 'a.yaml'], 'unknown flag --bogus'],
     [['locks', '--json'], 'Missing 1 required arg'],
     [['new', '--json'], 'Missing 1 required arg'],
     [['generate', '--json', '--dir', 'no-such-dir'], 'has no spec'],

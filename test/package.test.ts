@@ -156,7 +156,7 @@ describe('the packed tarballs', () => {
     expect(files.filter((f) => f.startsWith('native-template/') && f !== 'native-template/locks.yaml')).toEqual([])
     expect(files.filter((f) => /^(src|runtime|test|examples|native|prebuilds)\//.test(f))).toEqual([])
     const manifest = JSON.parse(await readTgz(cliTgz, 'oclif.manifest.json'))
-    expect(Object.keys(manifest.commands).sort()).toEqual(['generate', 'init', 'locks', 'new', 'validate', 'version'])
+    expect(Object.keys(manifest.commands).sort()).toEqual(['completion', 'generate', 'init', 'locks', 'new', 'validate', 'version'])
     expect(manifest.version).toBe(version)
     const pkg = JSON.parse(await readTgz(cliTgz, 'package.json'))
     for (const t of exportTargets(pkg.exports)) expect(files, `export ${t}`).toContain(t.replace(/^\.\//, ''))

@@ -1,4 +1,4 @@
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 
 import {Args, Flags} from '@oclif/core'
 
@@ -7,6 +7,7 @@ import {type ErrorFormat, formatGithub, formatText, makeReport, type Report} fro
 import {checkCodeLocks, projectOf} from '../locks/code.js'
 import {type SpecResult, validateSpecFile} from '../spec/validate.js'
 import {BaseCommand} from '../util/command.js'
+import {expandGlob, isGlob} from '../util/glob.js'
 
 export default class Validate extends BaseCommand {
   static override summary = 'Check protocol specs and report every problem with file:line:col, a code and a hint.'
@@ -25,7 +26,7 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
   static override strict = false
 
   static override args = {
-    spec: Args.string({description: 'spec files (YAML or JSON); several may be given; - reads standard input', required: true}),
+    spec: Args.string({description: "spec files (YAML or JSON); several may be given; - reads standard input; a quoted glob such as 'specs/**/*.yaml' is expanded", required: true}),
   }
 
   static override flags = {
@@ -40,7 +41,14 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
 
   async run(): Promise<Report> {
     const {argv, flags} = await this.parse(Validate)
-    const results = (argv as string[]).map((file) => (flags.code ? withCode(validateSpecFile(file)) : validateSpecFile(file)))
+    // A pattern the shell left alone (quoted, or a shell that expands nothing) is expanded here.
+    const files = (argv as string[]).flatMap((arg) => {
+      if (arg === '-' || existsSync(arg) || !isGlob(arg)) return [arg]
+      const matched = expandGlob(arg)
+      if (matched.length === 0) this.error(`no file matches ${arg}`, {exit: 2})
+      return matched
+    })
+    const results = files.map((file) => (flags.code ? withCode(validateSpecFile(file)) : validateSpecFile(file)))
     const report = makeReport(
       results.map((r) => ({
         file: r.file,

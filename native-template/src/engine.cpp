@@ -179,6 +179,8 @@ bool Engine::start(std::string* why) {
     port_.reset();
     return false;
   }
+  // Said once it serves: a start that fails says only why.
+  fprintf(stderr, "iocpgen: backend %s\n", chosen.c_str());
   started_ = true;
   recv_provided_.store(port_->provides_recv_buffers());
   accepting_.store(true);

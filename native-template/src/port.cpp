@@ -55,7 +55,6 @@ std::unique_ptr<Port> make_port(const EngineConfig& cfg, std::string* why_chosen
     if (!p) reason += "; epoll failed: " + why;
   }
 #endif
-  fprintf(stderr, "iocpgen: backend %s\n", reason.c_str());
   if (why_chosen) *why_chosen = reason;
   return p;
 }

@@ -1,6 +1,6 @@
 // @iocpgen/runtime: what generated projects import.
 export {type LostSession, type Whereabouts, type ClusterStats} from './cluster.js'
-export {ENV_OPTIONS, type Handler, type Handlers, type NativeStats, optionsFromEnv, type PoolStats, Server, type ServerDefinition, type ServerEvents, type ServerOptions, type ServerStats} from './server.js'
+export {ENV_OPTIONS, type Handler, type Handlers, ListenError, type NativeStats, optionsFromEnv, type PoolStats, Server, type ServerDefinition, type ServerEvents, type ServerOptions, type ServerStats} from './server.js'
 export {Session, sessionId, SLOT_BITS} from './session.js'
 export {devMode, MessageLifetimeError} from './lifetime.js'
 export {DecodeError, EncodeError, Reader, Writer} from './wire.js'

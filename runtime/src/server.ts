@@ -226,14 +226,15 @@ export class Server<T extends ProtocolTypes = ProtocolTypes, S = unknown> extend
       this.bus = bus
       this.unleased = addLeaseStore(bus)
     }
-    this.native = new addon.NativeServer(this.nativeOptions(), (batch) => this.onEvents(batch))
+    const options = this.nativeOptions()
+    this.native = new addon.NativeServer(options, (batch) => this.onEvents(batch))
     try {
       return this.native.start()
     } catch (error) {
       this.native = undefined
       this.unleased?.()
       await this.bus?.stop()
-      throw error
+      throw listenError(error, options.port ?? 0, options.host ?? '0.0.0.0')
     }
   }
 
@@ -840,3 +841,28 @@ const validFrame = (f: Uint8Array): boolean => f.length >= 6 && (f[0]! | (f[1]! 
 
 /** The little-endian u32 at off (a number, exact: no sign bit). */
 const u32 = (b: Buffer, off: number): number => (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000
+
+/** A failure to listen, as an operator can act on it: which port, and why. */
+export class ListenError extends Error {
+  override name = 'ListenError'
+  constructor(
+    message: string,
+    readonly code: 'EADDRINUSE' | 'EACCES' | 'EADDRNOTAVAIL' | 'EOTHER',
+  ) {
+    super(message)
+  }
+}
+
+// The core says why in the OS's words: strerror on POSIX, WSA error numbers on Windows.
+const LISTEN_CAUSES: [RegExp, ListenError['code'], (at: string) => string][] = [
+  [/Address already in use|\b10048\b/, 'EADDRINUSE', (at) => `${at} is in use (EADDRINUSE): stop what holds it, or set PORT (or server.port in the spec)`],
+  [/Permission denied|\b10013\b/, 'EACCES', (at) => `${at} needs privileges this process lacks (EACCES): use a port above 1023, or set PORT`],
+  [/Cannot assign requested address|\b10049\b/, 'EADDRNOTAVAIL', (at) => `${at}: no such address on this machine (EADDRNOTAVAIL): set server.host in the spec`],
+]
+
+function listenError(error: unknown, port: number, host: string): Error {
+  const why = (error instanceof Error ? error.message : String(error)).replace(/^cannot start: /, '')
+  const at = `port ${port} on ${host}`
+  for (const [re, code, say] of LISTEN_CAUSES) if (re.test(why)) return new ListenError(say(at), code)
+  return new ListenError(`${at}: ${why}`, 'EOTHER')
+}

@@ -61,6 +61,8 @@ type ToShard = {t: 'stop'} | {t: 'stats'; id: number}
 type FromShard =
   | {t: 'listening'; port: number; backend: string; requested: number}
   | {t: 'stats'; id: number; stats: ServerStats | undefined}
+  /** It cannot start: the supervisor says why, once, in its own line. */
+  | {t: 'failed'; message: string}
 
 /** The shard count: IOCPGEN_SHARDS (a number or auto) over the spec's; 0 and auto: one per core. */
 export function shardCount(deployment: Deployment | undefined, env: NodeJS.ProcessEnv = process.env): number {
@@ -89,9 +91,14 @@ export async function serve(options: ServeOptions): Promise<Serving> {
     return await (n === 1 ? runAlone(options) : new Supervisor(options, n).run())
   } catch (error) {
     // What an operator can fix (a port in use, NATS unreachable, a bad IOCPGEN_* value) reads
-    // as one line, not a stack trace. A shard that exits so is started again by its supervisor.
-    const shard = process.env.IOCPGEN_SHARD_INDEX === undefined ? '' : ` (shard ${process.env.IOCPGEN_SHARD_INDEX})`
-    console.error(`${options.name}${shard}: cannot start: ${error instanceof Error ? error.message : String(error)}`)
+    // as one line, not a stack trace. A shard tells its supervisor, which says it (and starts
+    // the shard again if it had been running).
+    const message = error instanceof Error ? error.message : String(error)
+    if (process.env.IOCPGEN_SHARD_INDEX !== undefined && process.connected) {
+      process.send!({t: 'failed', message} satisfies FromShard, () => process.exit(1))
+      return await new Promise<never>(() => {})
+    }
+    console.error(`${options.name}: cannot start: ${message}`)
     process.exit(1)
   }
 }
@@ -202,6 +209,8 @@ interface ShardState {
   timer?: NodeJS.Timeout
   /** Resolves when the current process exits, with its exit code (null: by a signal). */
   exited?: Promise<number | null>
+  /** Why the current process could not start, as it said. */
+  failure?: string
 }
 
 /** The process the user started, when there are shards: it serves nothing itself. */
@@ -247,7 +256,7 @@ class Supervisor {
     } catch (error) {
       // Stopped by a signal while starting: stop() exits.
       if (this.stopping) return new Promise(() => {})
-      console.error(`${name}: ${error instanceof Error ? error.message : String(error)}`)
+      console.error(`${name}: cannot start: ${error instanceof Error ? error.message : String(error)}`)
       await this.stopAll()
       process.exit(1)
     }
@@ -307,6 +316,8 @@ class Supervisor {
     } else if (m.t === 'stats') {
       this.asks.get(m.id)?.(m.stats)
       this.asks.delete(m.id)
+    } else if (m.t === 'failed') {
+      s.failure = m.message
     }
   }
 
@@ -315,12 +326,15 @@ class Supervisor {
     s.child = undefined
     const how = signal ? `signal ${signal}` : `code ${code}`
     const waiter = this.starting.get(s.index)
+    const failure = s.failure
+    s.failure = undefined
     if (waiter) {
       // It never listened: at launch that fails the whole start.
       this.starting.delete(s.index)
-      waiter.reject(new Error(`shard ${s.index} (pid ${s.pid}) exited with ${how} before it listened`))
+      waiter.reject(new Error(failure ? `shard ${s.index}: ${failure}` : `shard ${s.index} (pid ${s.pid}) exited with ${how} before it listened`))
       return
     }
+    if (failure) console.error(`${this.options.name}: shard ${s.index} cannot start: ${failure}`)
     if (this.stopping) return
     // It died on its own: restart it, backing off while it keeps dying young.
     if (s.upSince !== undefined && Date.now() - s.upSince >= BACKOFF_RESET_MS) s.backoffMs = BACKOFF_FIRST_MS

@@ -1,11 +1,34 @@
 // The chat example's terminal client (examples/chat/src/client.ts), run as a user would: two of
 // them against the built example's server, commands typed into their stdin, their output read.
 import {type ChildProcess, spawn} from 'node:child_process'
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {prepareCopy, type Running, startLinux} from './support/chat.js'
+
+const TYPING = `import {connect} from './generated/client.js'
+export function typing(): void {
+  const client = connect({port: 7000})
+  client.send('Login', {seq: 1, userId: 2, nick: 'a'})
+  client.send('Ping', {nonce: 1})
+  // @ts-expect-error: the server sends LoginOk, the client does not
+  client.send('LoginOk', {userId: 1, online: 1})
+  // @ts-expect-error: a field missing
+  client.send('Login', {seq: 1, userId: 2})
+  // @ts-expect-error: a field of the wrong type
+  client.send('PrivateSend', {seq: 1, to: 2n, text: ''})
+  client.on('PrivateDeliver', (m) => m.text.toUpperCase())
+  client.on('Ping', (m) => m.nonce.toFixed())
+  // @ts-expect-error: the client sends Login, it does not receive it
+  client.on('Login', () => {})
+  // @ts-expect-error: Ack has no text
+  client.once('Ack', (m) => m.text)
+  client.on('close', ({reconnecting}) => reconnecting === true)
+  client.on('message', ({name, message}) => name === 'Ack' && message.status)
+}
+`
 
 /** A client process: type lines, wait for output. */
 interface Terminal {
@@ -58,7 +81,8 @@ describe('chat example: the terminal client', () => {
   }
 
   beforeAll(async () => {
-    dir = await prepareCopy()
+    // Compiled with the copy: the generated client's typing, proven by the errors it gives.
+    dir = await prepareCopy((copy) => writeFileSync(join(copy, 'src', 'client-typing.ts'), TYPING))
     server = await startLinux(dir)
   }, 240_000)
   afterAll(() => {

@@ -339,6 +339,18 @@ process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
     expect(after).toBeGreaterThan(1000)
     await sleep(2500)
     expect(beating.isOpen).toBe(true)
+    // A client that sends anyway sends no heartbeat.
+    let beats = 0
+    const busy = mod.connect({port, heartbeat: () => (beats++, ['Empty', {}]), heartbeatInterval: 400, reconnect: false})
+    await busy.connected()
+    for (let i = 0; i < 8; i++) {
+      busy.send('LastId', {u: i})
+      await sleep(150)
+    }
+    expect(beats).toBe(0)
+    await sleep(700)
+    expect(beats).toBeGreaterThanOrEqual(1)
+    await busy.close()
     await beating.close()
     await stop(child)
   })

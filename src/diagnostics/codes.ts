@@ -40,6 +40,8 @@ export const CODES = {
   E210: {severity: 'error', title: 'message can exceed the max frame'},
   E211: {severity: 'error', title: 'enum value does not fit its type'},
   E212: {severity: 'error', title: 'duplicate enum value'},
+  E213: {severity: 'error', title: 'reserved id or name used'},
+  E214: {severity: 'error', title: 'bad reserved id range'},
   // The server tunables.
   E301: {severity: 'error', title: 'per-I/O context pool too small'},
   E302: {severity: 'error', title: 'accept backlog larger than the connection pool'},

@@ -2,7 +2,7 @@
 // already reported (skipping them), so one run can report every problem.
 import {type Diagnostic, diagnostic} from '../diagnostics/diagnostic.js'
 import {isTypeError, parseFieldType} from './field-type.js'
-import type {ClusterConfig, Direction, EnumDef, Field, LockDef, Message, Operation, OrderStatement, ServerConfig, Spec, Step, StructDef} from './model.js'
+import type {ClusterConfig, Direction, Reserved, EnumDef, Field, LockDef, Message, Operation, OrderStatement, ServerConfig, Spec, Step, StructDef} from './model.js'
 import {parseOrder} from './order.js'
 import {describePath} from './schema-check.js'
 import type {PathSegment, SourceView} from './source.js'
@@ -209,6 +209,22 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
     at: at(['operations', name], 'key'),
   }))
 
+  // reserved: {ids: [5, "100-120"], names: [...]}; the schema vouched for the shapes.
+  const reservedData = isObj(data.reserved) ? data.reserved : {}
+  const reserved: Reserved = {ids: [], names: []}
+  ;(Array.isArray(reservedData.ids) ? reservedData.ids : []).forEach((v: unknown, i: number) => {
+    const where = at(['reserved', 'ids', i])
+    if (typeof v === 'number') reserved.ids.push({from: v, to: v, at: where})
+    const range = typeof v === 'string' ? /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(v) : null
+    if (!range) return
+    const [from, to] = [Number(range[1]), Number(range[2])]
+    if (from > to || to > 0xffff) diagnostics.push(diagnostic('E214', file, where, `reserved range "${v}" ${from > to ? 'runs backwards' : 'goes past 65535, the largest type id'}`, `write it low-high, within 0-65535, e.g. "${Math.min(from, to)}-${Math.min(Math.max(from, to), 0xffff)}"`))
+    else reserved.ids.push({from, to, at: where})
+  })
+  ;(Array.isArray(reservedData.names) ? reservedData.names : []).forEach((v: unknown, i: number) => {
+    if (typeof v === 'string') reserved.names.push({name: v, at: at(['reserved', 'names', i])})
+  })
+
   const spec: Spec = {
     file,
     name: specName,
@@ -222,6 +238,7 @@ export function buildSpec(source: SourceView, data: Obj): {spec: Spec; diagnosti
     locks,
     order,
     operations,
+    reserved,
   }
   if (typeof data.description === 'string') spec.description = data.description
   return {spec, diagnostics}

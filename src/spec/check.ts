@@ -56,6 +56,31 @@ export function checkSpec(spec: Spec, source: SourceView, core?: Spec): Diagnost
     name(s.name, 'struct', s.at, true)
     define(s.name, 'struct', s.at)
   }
+  // Retired ids and names (reserved): an old peer would read them as what they used to be.
+  const retiredId = (id: number) => spec.reserved.ids.find((r) => id >= r.from && id <= r.to)
+  const retiredName = (n: string) => spec.reserved.names.find((r) => r.name === n)
+  const freeId = () => {
+    const taken = new Set(spec.messages.map((m) => m.id))
+    for (let id = 1; id <= 0xffff; id++) if (!taken.has(id) && !retiredId(id)) return id
+    return undefined
+  }
+  spec.messages.forEach((m, i) => {
+    const r = retiredId(m.id)
+    if (r) {
+      const free = freeId()
+      report('E213', source.at(['messages', i, 'id']), `message ${m.name} uses id ${m.id}, which is reserved (line ${r.at.line}): a retired message had it`, free === undefined ? 'every id is taken or reserved' : `give ${m.name} an unused id such as ${free}`)
+    }
+  })
+  const named: [string, string, Position][] = [
+    ...spec.messages.flatMap((m): [string, string, Position][] => [[m.name, 'message', m.at], ...m.fields.map((f): [string, string, Position] => [f.name, `${m.name} field`, f.at])]),
+    ...spec.structs.flatMap((st): [string, string, Position][] => [[st.name, 'struct', st.at], ...st.fields.map((f): [string, string, Position] => [f.name, `${st.name} field`, f.at])]),
+    ...spec.enums.flatMap((e): [string, string, Position][] => [[e.name, 'enum', e.at], ...e.values.map((v): [string, string, Position] => [v.name, `${e.name} value`, v.at])]),
+  ]
+  for (const [n, what, at] of named) {
+    const r = retiredName(n)
+    if (r) report('E213', at, `${what} "${n}" uses a reserved name (line ${r.at.line}): something retired had it`, 'pick another name; reusing it would let old code compile against a different meaning')
+  }
+
   const ids = new Map<number, string>()
   const names = new Map<string, Position>()
   const maxId = Math.max(-1, ...spec.messages.map((m) => m.id))

@@ -132,6 +132,14 @@ export interface Spec {
   locks: LockDef[]
   order: OrderStatement[]
   operations: Operation[]
+  /** Retired ids and names: never to be used again, so old peers never misread them. */
+  reserved: Reserved
+}
+
+export interface Reserved {
+  /** Inclusive ranges; a single id is a range of one. */
+  ids: {from: number; to: number; at: Position}[]
+  names: {name: string; at: Position}[]
 }
 
 /** Bytes in the frame header: u32 length, u16 type id. */

@@ -49,7 +49,7 @@ describe('bash completion', () => {
   })
 
   it('completes the values a flag takes, also after "="', () => {
-    expect(offers('iocpgen validate --error-format ')).toEqual(['github', 'json', 'text'])
+    expect(offers('iocpgen validate --error-format ')).toEqual(['github', 'json', 'sarif', 'text'])
     expect(offers('iocpgen validate --error-format = j')).toEqual(['json'])
     expect(offers('iocpgen locks chat.yaml --format ')).toEqual(['cpp', 'dot', 'json', 'mermaid', 'text'])
     expect(offers('iocpgen generate --dir ')).toEqual(['specs'])

@@ -4,6 +4,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {diagnostic, hasErrors, sortDiagnostics} from '../diagnostics/diagnostic.js'
 import {type ErrorFormat, formatGithub, formatText, makeReport, type Report} from '../diagnostics/format.js'
+import {formatSarif} from '../diagnostics/sarif.js'
 import {checkCodeLocks, projectOf} from '../locks/code.js'
 import {type SpecResult, validateSpecFile} from '../spec/validate.js'
 import {BaseCommand} from '../util/command.js'
@@ -31,8 +32,8 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
 
   static override flags = {
     'error-format': Flags.option({
-      description: 'how to print problems: text for people, json for tools, github for workflow annotations',
-      options: ['text', 'json', 'github'] as const,
+      description: 'how to print problems: text for people, json for tools, github for workflow annotations, sarif for code scanning',
+      options: ['text', 'json', 'github', 'sarif'] as const,
       default: 'text',
     })(),
     quiet: Flags.boolean({char: 'q', description: 'print errors only, no warnings or summary lines'}),
@@ -61,6 +62,7 @@ Diagnostic codes are stable and listed in docs/diagnostics.md.`
     if (this.jsonEnabled()) return report
     const format: ErrorFormat = flags['error-format']
     if (format === 'json') this.log(JSON.stringify(report, null, 2))
+    else if (format === 'sarif') this.log(formatSarif(report, this.config.version))
     else if (format === 'github') {
       const annotations = formatGithub(report)
       if (annotations) this.log(annotations)

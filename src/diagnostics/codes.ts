@@ -72,6 +72,27 @@ export const CODES = {
   E421: {severity: 'error', title: 'lock taken that the spec does not declare'},
   E422: {severity: 'error', title: 'declared lock step the code no longer performs'},
   E423: {severity: 'error', title: 'operation has no code'},
+  // Breaking changes between two versions of a spec (iocpgen breaking). Wire:
+  E501: {severity: 'error', title: 'message removed'},
+  E502: {severity: 'error', title: 'message id changed'},
+  E503: {severity: 'error', title: 'id reused for another message'},
+  E504: {severity: 'error', title: 'clients may no longer send a message'},
+  E505: {severity: 'error', title: 'field removed'},
+  E506: {severity: 'error', title: 'field added'},
+  E507: {severity: 'error', title: 'field type changed'},
+  E508: {severity: 'error', title: 'field bound changed'},
+  E509: {severity: 'error', title: 'fields reordered'},
+  E510: {severity: 'error', title: 'enum value renumbered'},
+  E511: {severity: 'error', title: 'enum value removed'},
+  E512: {severity: 'error', title: 'enum value added'},
+  E513: {severity: 'error', title: 'enum type changed'},
+  E514: {severity: 'error', title: 'max frame shrank'},
+  // Source: the wire is the same, code written against the generated types is not.
+  E521: {severity: 'error', title: 'message renamed'},
+  E522: {severity: 'error', title: 'field renamed'},
+  E523: {severity: 'error', title: 'enum renamed'},
+  E524: {severity: 'error', title: 'enum value renamed'},
+  E525: {severity: 'error', title: 'struct renamed'},
   // The checker itself failed: a bug in iocpgen, not in the spec.
   E999: {severity: 'error', title: 'internal error'},
   // Warnings.

@@ -1,8 +1,9 @@
-// Renders diagnostics as text for people, JSON for tools, or GitHub workflow annotations.
+// Renders diagnostics as text for people, JSON for tools, or GitHub workflow annotations
+// (SARIF, for code scanning, is in sarif.ts).
 import {CODES} from './codes.js'
 import type {Diagnostic} from './diagnostic.js'
 
-export type ErrorFormat = 'text' | 'json' | 'github'
+export type ErrorFormat = 'text' | 'json' | 'github' | 'sarif'
 
 export interface FileReport {
   file: string

@@ -69,7 +69,7 @@ describe('the bridge', () => {
     const addon = loadAddon()
     const bad: [keyof NativeOptions, unknown][] = [
       ['port', 65536], ['port', -1], ['port', 1.5], ['port', '80'], ['workers', NaN], ['maxConnections', 0],
-      ['backend', 'kqueue'], ['host', 7], ['zeroByteRecv', 1], ['messages', [[0, 1, 2]]], ['messages', [[1, 5, 4]]],
+      ['backend', 'kqueue'], ['host', 7], ['zeroByteRecv', 1], ['messages', [[65536, 1, 2]]], ['messages', [[-1, 1, 2]]], ['messages', [[1, 5, 4]]],
       ['messages', [[1, 2]]], ['messages', 'all'], ['sendQueueLimit', 2 ** 60],
     ]
     for (const [key, value] of bad) {

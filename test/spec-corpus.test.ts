@@ -6,6 +6,7 @@ import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
+import {CATEGORY} from '../src/breaking/compare.js'
 import {CODES} from '../src/diagnostics/codes.js'
 import {quickParse} from '../src/spec/quick-parse.js'
 import {loadSource, readSpecText, toData} from '../src/spec/source.js'
@@ -87,10 +88,14 @@ describe('files that are not specs', () => {
 
 describe('the corpus', () => {
   // Codes proved elsewhere, by a test that needs more than a spec file.
-  const elsewhere = {E999: 'test/internal-error.test.ts', E421: 'test/locks-code.test.ts', E422: 'test/locks-code.test.ts', E423: 'test/locks-code.test.ts'}
+  const elsewhere: Record<string, string> = {E999: 'test/internal-error.test.ts', E421: 'test/locks-code.test.ts', E422: 'test/locks-code.test.ts', E423: 'test/locks-code.test.ts'}
+  // The findings of iocpgen breaking compare two specs: test/breaking.test.ts has a pair for each.
+  for (const code of [...CATEGORY.wire, ...CATEGORY.source]) elsewhere[code] = 'test/breaking.test.ts'
   it('exercises every diagnostic code', () => {
     // Runs the corpus itself, so that it holds when run alone (vitest -t).
     const seen = new Set<string>(Object.keys(elsewhere))
+    // ...and that test names the code.
+    for (const [code, file] of Object.entries(elsewhere)) expect(readFileSync(join(fixtures, '..', '..', file), 'utf8'), `${code} in ${file}`).toContain(code)
     for (const name of bad) for (const d of validateSpecFile(join(fixtures, 'bad', name)).diagnostics) seen.add(d.code)
     for (const [, make] of notSpecs) for (const d of validateSpecFile(make()).diagnostics) seen.add(d.code)
     const missing = Object.keys(CODES).filter((c) => !seen.has(c))

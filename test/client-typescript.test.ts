@@ -283,6 +283,31 @@ process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)))
     expect(accepted).toBeGreaterThanOrEqual(3)
   })
 
+  it('close() resolves once what was sent is written and the socket has closed', async () => {
+    // A server that takes its time to close its end after the client's.
+    let received = 0
+    let serverClosed = false
+    const lazy: Server = createServer({allowHalfOpen: true}, (s: Socket) => {
+      s.on('data', (d) => (received += d.length))
+      s.on('end', () => setTimeout(() => ((serverClosed = true), s.end()), 300))
+    })
+    await new Promise<void>((resolve) => lazy.listen(0, '127.0.0.1', resolve))
+    const client = mod.connect({port: (lazy.address() as {port: number}).port, heartbeat: false})
+    await client.connected()
+    let closeEvents = 0
+    client.on('close', () => closeEvents++)
+    client.send('Blobs', {small: new Uint8Array(0), large: full(70000, (i) => i & 0xff)})
+    expect(() => client.send('LastId', {u: 1})).not.toThrow()
+    const info = await client.close()
+    expect(info).toEqual({reconnecting: false})
+    expect(serverClosed).toBe(true)
+    // length, type id, bytes<16> (u16 prefix), bytes<70000> (u32 prefix); then LastId with a u32.
+    expect(received).toBe(4 + 2 + 2 + 4 + 70000 + (4 + 2 + 4))
+    expect(closeEvents).toBe(1)
+    expect(() => client.send('LastId', {u: 1})).toThrow(mod.SendError)
+    lazy.close()
+  })
+
   it('reconnects when the server restarts, and connected() resolves again', async () => {
     const port = await freePort()
     let child = await startOn(port)

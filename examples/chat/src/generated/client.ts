@@ -292,14 +292,21 @@ export class Client {
     return new Promise((resolve, reject) => this.drainers.push({resolve, reject}))
   }
 
-  /** Closes for good: what was sent is delivered, then the socket closes. No reconnect. */
+  /**
+   * Closes for good: what was sent is delivered, then the socket closes; resolves once it has
+   * (a server that does not close its end is cut off after connectTimeout). No reconnect.
+   */
   close(): Promise<CloseInfo> {
     if (this.state !== 'closed') {
       const socket = this.socket
-      const wasOpen = this.state === 'open'
-      this.shut({reconnecting: false})
-      if (wasOpen) socket!.end()
-      else socket?.destroy()
+      if (this.state === 'open') {
+        this.shut({reconnecting: false}, socket)
+        socket!.end()
+        setTimeout(() => socket!.destroy(), this.connectTimeout).unref()
+      } else {
+        this.shut({reconnecting: false})
+        socket?.destroy()
+      }
     }
     return this.done
   }
@@ -373,7 +380,7 @@ export class Client {
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
   }
 
-  /** Closes for good. */
+  /** Closes for good; with a socket still closing, the close event and closed() wait for it. */
   private shut(info: CloseInfo, closing?: Socket): void {
     this.state = 'closed'
     clearTimeout(this.retryTimer)
@@ -383,8 +390,12 @@ export class Client {
     const error = new SendError('closed', 'the client is closed')
     for (const w of this.waiters.splice(0)) w.reject(error)
     for (const d of this.drainers.splice(0)) d.reject(error)
-    this.emit('close', info)
-    this.finish(info)
+    const done = () => {
+      this.emit('close', info)
+      this.finish(info)
+    }
+    if (closing && !closing.destroyed) closing.once('close', done)
+    else done()
   }
 
   private drained(): void {

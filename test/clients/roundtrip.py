@@ -232,7 +232,10 @@ async def local_server(script) -> tuple[asyncio.AbstractServer, int, list]:
     frames: list = []
 
     async def serve(reader, writer):
-        await script(reader, writer, frames)
+        try:
+            await script(reader, writer, frames)
+        finally:
+            writer.close()  # else Python 3.12+ waits for it when the server closes
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1], frames

@@ -435,9 +435,11 @@ class EchoClient:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-        for task in self._tasks:
+        # Not the current task: close() may be called from a callback the receiving task runs.
+        tasks = [task for task in self._tasks if task is not asyncio.current_task()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if writer is not None:
             try:
                 await writer.wait_closed()

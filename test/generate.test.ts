@@ -56,7 +56,7 @@ describe('iocpgen new', () => {
     // The spec's hash is in the manifest, not in the headers.
     const manifest = JSON.parse(readFileSync(join(dir, '.iocpgen/manifest.json'), 'utf8'))
     expect(manifest.specSha256).toBe(createHash('sha256').update(readFileSync(join(dir, 'chat.yaml'))).digest('hex'))
-    expect(Object.keys(manifest.files).sort()).toEqual(['clients/csharp/Chat.Client.csproj', 'clients/csharp/ChatClient.cs', 'src/generated/client.ts', 'src/generated/handlers.ts', 'src/generated/locks.ts', 'src/generated/protocol.ts', 'src/generated/server.ts', 'src/generated/spec.ts', 'test/generated/bench.ts', 'test/generated/codec.test.ts', 'test/generated/server.test.ts'])
+    expect(Object.keys(manifest.files).sort()).toEqual(['clients/csharp/Chat.Client.csproj', 'clients/csharp/ChatClient.cs', 'clients/python/chat_client.py', 'src/generated/client.ts', 'src/generated/handlers.ts', 'src/generated/locks.ts', 'src/generated/protocol.ts', 'src/generated/server.ts', 'src/generated/spec.ts', 'test/generated/bench.ts', 'test/generated/codec.test.ts', 'test/generated/server.test.ts'])
     expect(readFileSync(join(dir, 'src/generated/server.ts'), 'utf8')).toContain('export function createServer(handlers: Handlers')
     expect(readFileSync(join(dir, 'src/main.ts'), 'utf8')).toContain("import {createServer} from './generated/server.js'")
     const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))

@@ -43,6 +43,7 @@ describe('what a change rewrites', () => {
     expect(changes(dir)).toEqual([
       '.iocpgen/manifest.json',
       'clients/csharp/ChatClient.cs',
+      'clients/python/chat_client.py',
       'src/generated/client.ts',
       'src/generated/protocol.ts',
       'src/handlers/index.ts',
@@ -56,7 +57,7 @@ describe('what a change rewrites', () => {
   it('adding a server message leaves the handler table, its types and the server test alone', () => {
     const dir = project()
     editSpec(dir, (t) => t.replace('messages:\n', 'messages:\n  - id: 200\n    name: Bulletin\n    direction: server-to-client\n    fields:\n      text: string<64>\n'))
-    expect(changes(dir)).toEqual(['.iocpgen/manifest.json', 'clients/csharp/ChatClient.cs', 'src/generated/client.ts', 'src/generated/protocol.ts', 'test/generated/bench.ts', 'test/generated/codec.test.ts'])
+    expect(changes(dir)).toEqual(['.iocpgen/manifest.json', 'clients/csharp/ChatClient.cs', 'clients/python/chat_client.py', 'src/generated/client.ts', 'src/generated/protocol.ts', 'test/generated/bench.ts', 'test/generated/codec.test.ts'])
   })
 
   it('changing a server setting touches only the settings', () => {

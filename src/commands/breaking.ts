@@ -1,3 +1,6 @@
+import {rmSync} from 'node:fs'
+import {dirname} from 'node:path'
+
 import {Args, Flags} from '@oclif/core'
 
 import {type Category, categoryOf, compareSpecs} from '../breaking/compare.js'
@@ -70,6 +73,8 @@ errors), 2 usage error.`
 
     // Both must be valid specs: a finding about a broken spec would mean nothing.
     const sides = [named(validateSpecFile(oldFile, true, false), shownOld), validateSpecFile(newFile, true, false)]
+    // The copy of the spec at the ref is read: remove it.
+    if (oldFile !== shownOld) rmSync(dirname(oldFile), {recursive: true, force: true})
     const invalid = sides.filter((r) => !r.ok || !r.spec)
     if (invalid.length > 0) {
       const diagnostics = invalid.flatMap((r) => r.diagnostics)
